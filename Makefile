@@ -1,0 +1,35 @@
+# One-command set-up: `make demo` and `make test` install into .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+# Users with GPUs override this, e.g. make install TORCH_SPEC="torch==2.13.0 --index-url ..."
+TORCH_SPEC ?= torch==2.13.0
+L4CASADI_SPEC ?= l4casadi==2.0.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.nncas-installed
+
+.PHONY: install test demo bench clean
+
+install: $(STAMP)
+
+# Order matters: torch first, then l4casadi compiled against that torch, then this project.
+$(STAMP): setup.cfg pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q "setuptools>=68.1" "scikit-build>=0.17" "cmake>=3.27" "ninja>=1.11" wheel
+	$(PY) -c "import l4casadi" 2>/dev/null || \
+	  CMAKE_POLICY_VERSION_MINIMUM=3.5 $(PY) -m pip install -q --no-build-isolation $(L4CASADI_SPEC)
+	$(PY) -m pip install -q --no-build-isolation -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) examples/quickstart.py
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.construction
+
+clean:
+	rm -rf $(VENV) _l4c_generated .pytest_cache
