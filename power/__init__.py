@@ -1,0 +1,1 @@
+"""nncas power: AC-OPF and GO Challenge 1 SCOPF in CasADi symbolics."""
