@@ -31,6 +31,7 @@ import casadi as ca
 import numpy as np
 import scipy.sparse as sp
 
+from power.errors import CaseDataError
 from power.network import Network, PerUnitNetwork, PiecewiseLinearCost, PolynomialCost, per_unit
 from power.nlp import NlpBuilder, NlpSolution
 
@@ -124,12 +125,18 @@ def add_ac_network(nlp: NlpBuilder, pu: PerUnitNetwork, name: str, pg, qg,
     return AcNetworkBlock(name, pu, vm, va, pg, qg, flows)
 
 
-def generation_cost(nlp: NlpBuilder, net: Network, pu: PerUnitNetwork, pg, name: str):
+def generation_cost(nlp: NlpBuilder, net: Network, pu: PerUnitNetwork, pg, name: str,
+                    pg_start: np.ndarray):
     """Total cost in $/h of in-service generators at per-unit output ``pg``.
 
     Piecewise-linear costs add the epigraph block ``{name}.pwl_cost_usd_per_h``
-    and constraint block ``{name}.pwl_segments``."""
+    (started at the cost of ``pg_start``) and constraint block
+    ``{name}.pwl_segments``."""
     costs = [net.generators[r].cost for r in pu.gen_record]
+    for r, cost in zip(pu.gen_record, costs):
+        if cost is None:
+            gen = net.generators[r]
+            raise CaseDataError(net.source, gen.line, "cost", f"generator {gen.bus}/{gen.id} has no cost")
     pg_mw = pu.base_mva * pg
     total = 0
     poly = [k for k, c in enumerate(costs) if isinstance(c, PolynomialCost)]
@@ -154,7 +161,10 @@ def generation_cost(nlp: NlpBuilder, net: Network, pu: PerUnitNetwork, pg, name:
         slopes, intercepts, owner = map(np.concatenate, (slopes, intercepts, owner))
         select = sparse_dm(sp.csc_matrix((np.ones(len(owner)), (np.arange(len(owner)), owner)),
                                          shape=(len(owner), len(pwl))))
-        epigraph = nlp.variable(f"{name}.pwl_cost_usd_per_h", len(pwl))
+        start_mw = pu.base_mva * np.asarray(pg_start)[pwl][owner]
+        start = np.full(len(pwl), -np.inf)
+        np.maximum.at(start, owner, slopes * start_mw + intercepts)
+        epigraph = nlp.variable(f"{name}.pwl_cost_usd_per_h", len(pwl), x0=start)
         nlp.constrain(f"{name}.pwl_segments",
                       slopes * ca.mtimes(select, pg_mw[pwl]) + intercepts - ca.mtimes(select, epigraph),
                       -np.inf, 0.0)
@@ -212,10 +222,11 @@ class AcOpf:
         self.pu = pu = per_unit(net)
         self.nlp = NlpBuilder(sym)
         ng = len(pu.gen_record)
-        pg = self.nlp.variable("base.pg_pu", ng, pu.pmin, pu.pmax, (pu.pmin + pu.pmax) / 2)
+        pg0 = (pu.pmin + pu.pmax) / 2
+        pg = self.nlp.variable("base.pg_pu", ng, pu.pmin, pu.pmax, pg0)
         qg = self.nlp.variable("base.qg_pu", ng, pu.qmin, pu.qmax, (pu.qmin + pu.qmax) / 2)
         self.block = add_ac_network(self.nlp, pu, "base", pg, qg, pu.rate_a)
-        self.nlp.minimize(generation_cost(self.nlp, net, pu, pg, "base"))
+        self.nlp.minimize(generation_cost(self.nlp, net, pu, pg, "base", pg0))
 
     def result(self, sol: NlpSolution) -> OpfResult:
         pu, base = self.pu, self.pu.base_mva

@@ -4,7 +4,8 @@ Two stages: :func:`parse_tables` turns the text into named numeric tables
 (each row keeps its line number), then :func:`read_matpower` maps columns to
 :class:`power.network.Network` records.  MATPOWER conventions applied here:
 PD/QD/GS/BS live on the bus rows (MW, MVAr at 1 pu); TAP = 0 means 1;
-RATE_A = 0 means no limit; ANGMIN/ANGMAX at +-360 (or both 0) mean no limit;
+RATE_A = 0 means no limit; ANGMIN/ANGMAX follow PowerModels (see
+``power.network.angle_limits_deg``);
 BR_B is split half and half over the two ends; gencost MODEL 1 is
 piecewise linear (NCOST points x1 y1 ... in MW, $/h), MODEL 2 polynomial
 (NCOST coefficients, highest order first).
@@ -27,6 +28,7 @@ from power.network import (
     PiecewiseLinearCost,
     PolynomialCost,
     Shunt,
+    angle_limits_deg,
     check,
 )
 
@@ -109,12 +111,6 @@ def _integer(value: float, path: str, line: int, field: str) -> int:
     return int(value)
 
 
-def _angle_limits(lo: float, hi: float) -> tuple[float, float]:
-    if lo == 0 and hi == 0:
-        return -math.inf, math.inf
-    return (-math.inf if lo <= -360 else lo), (math.inf if hi >= 360 else hi)
-
-
 def _cost(row: Row, path: str, n_points_or_coeffs: int, model: int):
     data = row.values[len(GENCOST_COLUMNS):]
     if model == 1:
@@ -179,7 +175,7 @@ def read_matpower_text(text: str, path: str = "<text>", name: str | None = None)
     branches = []
     for k, row in enumerate(tables["branch"]):
         c = _columns("branch", row, BRANCH_COLUMNS, path)
-        angmin, angmax = _angle_limits(c["ANGMIN"], c["ANGMAX"])
+        angmin, angmax = angle_limits_deg(c["ANGMIN"], c["ANGMAX"])
         branches.append(Branch(
             from_bus=_integer(c["F_BUS"], path, row.line, "branch.F_BUS"),
             to_bus=_integer(c["T_BUS"], path, row.line, "branch.T_BUS"),

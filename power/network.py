@@ -26,6 +26,19 @@ REF_BUS = 3
 ISOLATED_BUS = 4
 
 
+DEFAULT_ANGLE_LIMIT_DEG = 60.0
+
+
+def angle_limits_deg(angmin: float, angmax: float) -> tuple[float, float]:
+    """PowerModels' convention for branch angle-difference limits: a limit
+    beyond +-90 degrees (MATPOWER's +-360 "none" included), or both limits 0,
+    becomes +-60 degrees."""
+    if angmin == 0 and angmax == 0:
+        return -DEFAULT_ANGLE_LIMIT_DEG, DEFAULT_ANGLE_LIMIT_DEG
+    return (max(angmin, -DEFAULT_ANGLE_LIMIT_DEG) if angmin <= -90 else angmin,
+            min(angmax, DEFAULT_ANGLE_LIMIT_DEG) if angmax >= 90 else angmax)
+
+
 @dataclass(frozen=True)
 class PolynomialCost:
     """cost = sum_k coeffs_ascending[k] * P**k in $/h, P in MW."""
@@ -188,8 +201,6 @@ def check(net: Network) -> Network:
             fail(gen, "PMIN", f"{gen.pmin_mw} exceeds PMAX {gen.pmax_mw}")
         if gen.qmin_mvar > gen.qmax_mvar:
             fail(gen, "QMIN", f"{gen.qmin_mvar} exceeds QMAX {gen.qmax_mvar}")
-        if gen.in_service and gen.cost is None:
-            fail(gen, "cost", f"generator {gen.bus}/{gen.id} has no cost")
         if isinstance(gen.cost, PiecewiseLinearCost):
             x = np.asarray(gen.cost.mw)
             if len(x) < 2 or np.any(np.diff(x) <= 0):

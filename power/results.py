@@ -1,0 +1,32 @@
+"""Reporting solver results: a one-screen summary and atomic JSON files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_json_atomic(path: str | Path, data: dict) -> None:
+    """Write ``data`` as JSON via a temporary file in the same folder and
+    ``os.replace``, so readers never see a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def print_summary(summary: dict) -> None:
+    """status, objective, iterations and time, one per line."""
+    print(f"case: {summary['case']}")
+    print(f"status: {summary['status']}")
+    print(f"objective: {summary['objective_usd_per_h']:.6f} $/h")
+    print(f"iterations: {summary['iterations']}")
+    print(f"time: {summary['solve_time_s']:.3f} s solve, {summary['build_time_s']:.3f} s build")
