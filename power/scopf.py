@@ -37,6 +37,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from power.acopf import AcNetworkBlock, add_ac_network, generation_cost, sparse_dm
+from power.cases import scopf3_case
+from power.errors import CaseDataError
 from power.network import per_unit
 from power.nlp import NlpBuilder, NlpSolution
 from power.psse import GoC1Case, read_go_c1
@@ -200,11 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     given = [getattr(args, f) for f in files]
     if any(given) and not all(given):
         parser.error("give all of --raw --rop --inl --con, or none for the embedded example")
-    if all(given):
-        case = read_go_c1(*given)
-    else:
-        from power.cases import scopf3_case
-        case = scopf3_case()
+    try:
+        case = read_go_c1(*given) if all(given) else scopf3_case()
+    except (CaseDataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     result = Scopf(case).solve()
     print_summary(result.summary())
     if args.json:
