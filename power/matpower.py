@@ -40,6 +40,8 @@ BRANCH_COLUMNS = ("F_BUS", "T_BUS", "BR_R", "BR_X", "BR_B", "RATE_A", "RATE_B",
                   "RATE_C", "TAP", "SHIFT", "BR_STATUS", "ANGMIN", "ANGMAX")
 GENCOST_COLUMNS = ("MODEL", "STARTUP", "SHUTDOWN", "NCOST")
 
+COLUMNS = {"bus": BUS_COLUMNS, "gen": GEN_COLUMNS, "branch": BRANCH_COLUMNS, "gencost": GENCOST_COLUMNS}
+
 _ASSIGN = re.compile(r"^\s*mpc\.(\w+)\s*=\s*(.*)$")
 
 
@@ -87,8 +89,9 @@ def parse_tables(text: str, path: str) -> tuple[dict[str, list[Row]], dict[str, 
                     try:
                         values.append(float(tok))
                     except ValueError:
-                        raise CaseDataError(path, lineno, f"{current} column {k + 1}",
-                                            f"not a number: {tok!r}") from None
+                        names = COLUMNS.get(current, ())
+                        field = f"{current}.{names[k]}" if k < len(names) else f"{current} column {k + 1}"
+                        raise CaseDataError(path, lineno, field, f"not a number: {tok!r}") from None
                 tables[current].append(Row(lineno, tuple(values)))
         if ended:
             current, closing = None, ""
