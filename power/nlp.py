@@ -30,6 +30,7 @@ class NlpSolution:
     x: dict[str, np.ndarray]
     g: dict[str, np.ndarray]
     lam_g: dict[str, np.ndarray]
+    x_vector: np.ndarray
 
 
 def _column(values, n: int) -> np.ndarray:
@@ -118,4 +119,10 @@ class NlpBuilder:
             x={k: x[s] for k, s in self.x_slices.items()},
             g={k: g[s] for k, s in self.g_slices.items()},
             lam_g={k: lam[s] for k, s in self.g_slices.items()},
+            x_vector=x,
         )
+
+    def evaluate(self, expr, sol: NlpSolution) -> np.ndarray:
+        """Value of an expression of this NLP's variables at a solution."""
+        f = ca.Function("evaluate", [ca.vertcat(*self._x)], [expr])
+        return np.asarray(f(sol.x_vector)).ravel()
