@@ -1,0 +1,74 @@
+"""A network as an ordered list of framework-neutral layers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layers import Affine, Elementwise, Layer
+
+
+@dataclass
+class Network:
+    """Layers applied in order to a column vector of ``n_in`` inputs.
+
+    Sizes of activations are resolved from the layer before them, so every layer of
+    ``layers`` has concrete ``n_in`` and ``n_out`` after construction.
+    """
+
+    layers: list[Layer]
+    n_in: int
+    name: str = "net"
+    source: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        size, sized = self.n_in, []
+        for index, layer in enumerate(self.layers):
+            layer = layer.with_size(size)
+            if layer.n_in != size:
+                raise ValueError(
+                    f"{self.name}: layer {index} ({type(layer).__name__}) expects {layer.n_in} "
+                    f"inputs but the layer before it gives {size}.")
+            sized.append(layer)
+            size = layer.n_out
+        self.layers = sized
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out if self.layers else self.n_in
+
+    @property
+    def n_params(self) -> int:
+        """Number of trained weights and biases in the affine layers."""
+        return sum(l.weight.size + l.bias.size for l in self.layers if isinstance(l, Affine))
+
+    def numpy(self, x: np.ndarray) -> np.ndarray:
+        """Forward pass in float64 on a vector (n_in,) or a matrix (n_in, batch)."""
+        for layer in self.layers:
+            x = layer.numpy(x)
+        return x
+
+    def casadi(self, x):
+        """One nested CasADi expression of the whole network (reduced space)."""
+        for layer in self.layers:
+            x = layer.casadi(x)
+        return x
+
+    def interval(self, lo, hi):
+        """Interval bounds of every layer's output for inputs in ``[lo, hi]``."""
+        bounds = []
+        for layer in self.layers:
+            lo, hi = layer.interval(lo, hi)
+            bounds.append((lo, hi))
+        return bounds
+
+    def is_mlp(self) -> bool:
+        """Affine layers and elementwise activations only, with an optional softmax head."""
+        body = self.layers[:-1] if self.layers and not self.layers[-1].elementwise else self.layers
+        return all(isinstance(l, (Affine, Elementwise)) for l in body)
+
+    def __str__(self):
+        lines = [f"{self.name}: {self.n_in} -> {self.n_out}, {self.n_params:,} parameters"]
+        for i, layer in enumerate(self.layers):
+            lines.append(f"  [{i}] {type(layer).__name__:<11} {layer.n_in:>6} -> {layer.n_out:<6}")
+        return "\n".join(lines)

@@ -1,0 +1,177 @@
+"""Gray-box oracle in torch: float64 by default, on CPU or CUDA, batched over K inputs.
+
+One oracle serves a block of K inputs at once: CasADi passes ``U`` (n_in x K, one input per
+column) and gets ``Y`` (n_out x K); the Jacobian and Hessian are block diagonal. Weights stay
+on the device; only U, the multipliers and the results cross. Values, Jacobian and the
+forward state are cached per point, so IPOPT's function, Jacobian and Hessian requests at
+one iterate cost one forward pass.
+
+Two derivative paths (``method``):
+
+- ``"structured"``: for MLPs (affine layers, elementwise activations, softmax or affine head),
+  reverse-mode Jacobian and a tangent-propagation Hessian of dense matrix products
+  (:mod:`nncas.oracles.mlp`);
+- ``"generic"``: any differentiable model, with ``torch.func`` (``jacrev`` for the Jacobian,
+  ``jacfwd`` over ``grad`` for the Hessian of :math:`\\lambda^T NN(u)`);
+- ``"auto"`` (default): structured when the model translates to an MLP, else generic.
+"""
+from __future__ import annotations
+
+import copy
+
+import casadi as ca
+import numpy as np
+import torch
+from torch.func import grad, jacfwd, jacrev, vmap
+
+from ..torch_import import from_torch
+from .mlp import StructuredMLP
+
+METHODS = ("auto", "structured", "generic")
+
+
+def block_diagonal(rows: int, cols: int, blocks: int) -> ca.Sparsity:
+    """Sparsity of ``blocks`` dense (rows x cols) blocks on the diagonal."""
+    return ca.Sparsity.diag(blocks).kron(ca.Sparsity.dense(rows, cols)) if blocks > 1 \
+        else ca.Sparsity.dense(rows, cols)
+
+
+class _TorchCallback(ca.Callback):
+    """A CasADi function whose numbers come from a Python ``evaluate(*numpy_args)``."""
+
+    def __init__(self, name, sparsity_in, sparsity_out, evaluate, jacobian=None):
+        ca.Callback.__init__(self)
+        self._sparsity_in, self._sparsity_out = sparsity_in, sparsity_out
+        self._evaluate, self._jacobian = evaluate, jacobian
+        self.construct(name, {})
+
+    def get_n_in(self):
+        return len(self._sparsity_in)
+
+    def get_n_out(self):
+        return len(self._sparsity_out)
+
+    def get_sparsity_in(self, i):
+        return self._sparsity_in[i]
+
+    def get_sparsity_out(self, i):
+        return self._sparsity_out[i]
+
+    def eval(self, args):
+        outputs = self._evaluate(*[np.asarray(a.full()) for a in args])
+        return [ca.DM(sp, values) for sp, values in zip(self._sparsity_out, outputs)]
+
+    def has_jacobian(self):
+        return self._jacobian is not None
+
+    def get_jacobian(self, name, inames, onames, opts):
+        return self._jacobian
+
+
+class TorchOracle:
+    """Function, block-diagonal Jacobian and Lagrangian Hessian of a torch model."""
+
+    def __init__(self, module: torch.nn.Module, n_in: int, n_out: int, device: torch.device,
+                 batch: int = 1, dtype: torch.dtype = torch.float64, method: str = "auto"):
+        if method not in METHODS:
+            raise ValueError(f"method={method!r}; choose one of {METHODS}.")
+        self.n_in, self.n_out, self.batch = n_in, n_out, batch
+        self.device, self.dtype = device, dtype
+        self.method, self._mlp, self._model = self._choose(module, method)
+        self._point = None  # (u bytes, u tensor, y, state, jacobian)
+        self.evaluations = {"forward": 0, "jacobian": 0, "hessian": 0}
+        self._build_functions()
+
+    def _choose(self, module, method):
+        if method != "generic":
+            try:
+                network = from_torch(module, n_in=self.n_in)
+                if network.is_mlp():
+                    return "structured", StructuredMLP(network, self.device, self.dtype), None
+            except (TypeError, ValueError):
+                pass  # not translatable: only the generic path applies
+            if method == "structured":
+                raise ValueError(f"method='structured' needs an MLP of supported layers; "
+                                 f"{type(module).__name__} is not one. Use method='generic'.")
+        model = copy.deepcopy(module).to(device=self.device, dtype=self.dtype).eval()
+        model.requires_grad_(False)
+        return "generic", None, model
+
+    # numerical core -----------------------------------------------------------------
+    def _tensor(self, matrix: np.ndarray) -> torch.Tensor:
+        """CasADi (rows x K) column-per-sample matrix -> torch (K, rows)."""
+        return torch.as_tensor(np.ascontiguousarray(matrix.T), dtype=self.dtype, device=self.device)
+
+    def _at(self, u: np.ndarray):
+        """Forward state at ``u`` (n_in x K), computed once per distinct point."""
+        key = u.tobytes()
+        if self._point is None or self._point[0] != key:
+            self.evaluations["forward"] += 1
+            ut = self._tensor(u)
+            with torch.no_grad():
+                if self._mlp is not None:
+                    y, state = self._mlp.forward(ut)
+                else:
+                    y, state = self._model(ut), None
+            self._point = [key, ut, y, state, None]
+        return self._point
+
+    def value(self, u: np.ndarray) -> torch.Tensor:
+        """y (K, n_out)."""
+        return self._at(u)[2]
+
+    def jacobian_tensor(self, u: np.ndarray) -> torch.Tensor:
+        """dy/du per sample (K, n_out, n_in)."""
+        point = self._at(u)
+        if point[4] is None:
+            self.evaluations["jacobian"] += 1
+            with torch.no_grad():
+                if self._mlp is not None:
+                    point[4] = self._mlp.jacobian(point[3], point[2])
+                else:
+                    point[4] = vmap(jacrev(self._single))(point[1])
+        return point[4]
+
+    def hessian_tensor(self, u: np.ndarray, lam: np.ndarray) -> torch.Tensor:
+        """Hessian of lam_k^T y_k with respect to u_k, per sample (K, n_in, n_in)."""
+        point = self._at(u)
+        lam_t = self._tensor(lam)
+        self.evaluations["hessian"] += 1
+        with torch.no_grad():
+            if self._mlp is not None:
+                return self._mlp.hessian(point[3], lam_t)
+        return vmap(lambda v, l: jacfwd(grad(lambda w: (l * self._single(w)).sum()))(v))(point[1], lam_t)
+
+    def _single(self, v):
+        return self._model(v[None])[0]
+
+    # CasADi functions ------------------------------------------------------------------
+    def _build_functions(self):
+        n, m, K = self.n_in, self.n_out, self.batch
+        dense_u, dense_y = ca.Sparsity.dense(n, K), ca.Sparsity.dense(m, K)
+        jac_sp, hess_sp = block_diagonal(m, n, K), block_diagonal(n, n, K)
+
+        def values(u):
+            return [_numpy(self.value(u))]
+
+        def jacobian(u, *_):
+            return [_numpy(self.jacobian_tensor(u).transpose(1, 2))]
+
+        def hessian(u, lam):
+            return [_numpy(self.hessian_tensor(u, lam).transpose(1, 2))]
+
+        tag = f"nncas_torch_{id(self):x}"
+        self._jacobian_callback = _TorchCallback(f"{tag}_jac", [dense_u, dense_y], [jac_sp], jacobian)
+        self._function_callback = _TorchCallback(f"{tag}_f", [dense_u], [dense_y], values,
+                                                 jacobian=self._jacobian_callback)
+        self._hessian_callback = _TorchCallback(f"{tag}_hess", [dense_u, dense_y], [hess_sp], hessian)
+        self.function = self._function_callback
+        U, L = ca.MX.sym("u", n, K), ca.MX.sym("lam", m, K)
+        self.jacobian = ca.Function(f"{tag}_jacobian", [U], [self._jacobian_callback(U, ca.MX(m, K))],
+                                    ["u"], ["jac"])
+        self.hessian = self._hessian_callback
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """Flattened float64 values in the order of a column-major block-diagonal sparsity."""
+    return tensor.detach().to("cpu", torch.float64).contiguous().numpy().reshape(-1)

@@ -1,0 +1,125 @@
+r"""Solving an Opti problem that holds embedded networks, and reporting on the solve.
+
+CasADi's default Hessian construction (its symmetric ``hessian`` path) takes minutes for one
+dense constraint in a few hundred inputs. :func:`solver` instead hands the NLP solver
+
+- ``hess_lag``: :math:`\nabla^2_{xx} L` of :math:`L = \sigma f + \lambda^T g` as
+  ``jacobian(gradient(L))`` of the algebraic part, plus, for every gray box,
+  :math:`P_u^T \, H_{NN}(u, \lambda_{NN}) \, P_u` from one oracle call;
+- ``jac_g``: the algebraic Jacobian plus :math:`P_{rows}^T J_{NN}(u) P_u` from one oracle call,
+
+where :math:`P` are constant selection matrices. The algebraic part is ``g`` with every
+gray-box call replaced by zero (the gray-box rows are ``NN(u) - y``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import casadi as ca
+
+from .graybox import blocks_of
+
+
+def derivative_functions(opti: ca.Opti) -> dict[str, ca.Function]:
+    """The ``hess_lag`` and ``jac_g`` functions for ``opti`` (see module docstring)."""
+    x, p, g, lam_g = opti.x, opti.p, opti.g, opti.lam_g
+    lam_f = ca.MX.sym("lam_f")
+    blocks = blocks_of(opti)
+    g_algebraic = ca.graph_substitute(g, [b.call for b in blocks],
+                                      [ca.MX.zeros(b.call.sparsity()) for b in blocks]) if blocks else g
+    lagrangian = lam_f * opti.f + ca.dot(lam_g, g_algebraic)
+    hess = ca.jacobian(ca.gradient(lagrangian, x), x)
+    jac = ca.jacobian(g_algebraic, x)
+    for block in blocks:
+        select_u = ca.evalf(ca.jacobian(block.inputs, x))
+        select_rows = ca.evalf(ca.jacobian(lam_g, opti.dual(block.constraint)))
+        lam_nn = opti.dual(block.constraint)
+        hess += ca.mtimes([select_u.T, block.oracle.hessian(block.inputs, lam_nn), select_u])
+        jac += ca.mtimes([select_rows, block.oracle.jacobian(block.inputs), select_u])
+    hess_lag = ca.Function("nlp_hess_l", [x, p, lam_f, lam_g], [ca.triu(hess)],
+                           ["x", "p", "lam_f", "lam_g"], ["triu_hess_gamma_x_x"])
+    jac_g = ca.Function("nlp_jac_g", [x, p], [g, jac], ["x", "p"], ["g", "jac_g_x"])
+    return {"hess_lag": hess_lag, "jac_g": jac_g}
+
+
+def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
+           plugin_options: dict | None = None) -> float:
+    """``opti.solver(plugin, ...)`` with fast exact derivatives; returns construction seconds.
+
+    Call it after the problem is complete (objective and all constraints added) and again
+    after changing its structure. ``options`` are CasADi nlpsol options (``"ipopt.tol"``,
+    ``"print_time"``...), ``plugin_options`` the plugin's own dictionary.
+    """
+    start = time.perf_counter()
+    functions = derivative_functions(opti)
+    opts = {**functions, **(options or {})}
+    if plugin_options is not None:
+        opti.solver(plugin, opts, plugin_options)
+    else:
+        opti.solver(plugin, opts)
+    return time.perf_counter() - start
+
+
+@dataclass
+class ProblemStats:
+    """Structure (paper Table 2) and time breakdown (paper Table 4) of a solved problem.
+
+    ``hess_nnz`` counts the upper triangle, as IPOPT stores it. Times are wall seconds;
+    ``solver_s`` is the total minus all callback time (linear algebra, line search, ...).
+    """
+
+    status: str
+    success: bool
+    objective: float
+    iterations: int
+    n_variables: int
+    n_constraints: int
+    jac_nnz: int
+    hess_nnz: int
+    total_s: float
+    function_s: float
+    gradient_s: float
+    jacobian_s: float
+    hessian_s: float
+    solver_s: float
+
+    def shares(self) -> dict[str, float]:
+        """Fraction of total time in function, gradient, Jacobian, Hessian and solver."""
+        total = max(self.total_s, 1e-12)
+        return {k: getattr(self, f"{k}_s") / total
+                for k in ("function", "gradient", "jacobian", "hessian", "solver")}
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "shares": self.shares()}
+
+    def __str__(self):
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in self.shares().items())
+        return (f"{self.status}: objective {self.objective:.8g} in {self.iterations} iterations, "
+                f"{self.total_s:.3f} s ({shares}); {self.n_variables} variables, "
+                f"{self.n_constraints} constraints, Jacobian nnz {self.jac_nnz}, Hessian nnz {self.hess_nnz}")
+
+
+def problem_stats(opti: ca.Opti, sol=None) -> ProblemStats:
+    """Collect :class:`ProblemStats` after ``opti.solve()`` (or a failed solve)."""
+    stats = (sol or opti).stats()
+    nlp = opti.debug.casadi_solver
+    wall = {k[len("t_wall_"):]: v for k, v in stats.items() if k.startswith("t_wall_")}
+    callbacks = {name: wall.get(name, 0.0) for name in
+                 ("nlp_f", "nlp_g", "nlp_grad_f", "nlp_jac_g", "nlp_hess_l")}
+    total = wall.get("total", sum(callbacks.values()))
+    return ProblemStats(
+        status=stats.get("return_status", "unknown"),
+        success=bool(stats.get("success", False)),
+        objective=float(opti.debug.value(opti.f)),
+        iterations=int(stats.get("iter_count", 0)),
+        n_variables=opti.nx, n_constraints=opti.ng,
+        jac_nnz=nlp.get_function("nlp_jac_g").sparsity_out(1).nnz(),
+        hess_nnz=nlp.get_function("nlp_hess_l").sparsity_out(0).nnz(),
+        total_s=total,
+        function_s=callbacks["nlp_f"] + callbacks["nlp_g"],
+        gradient_s=callbacks["nlp_grad_f"],
+        jacobian_s=callbacks["nlp_jac_g"],
+        hessian_s=callbacks["nlp_hess_l"],
+        solver_s=max(total - sum(callbacks.values()), 0.0),
+    )

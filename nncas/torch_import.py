@@ -1,0 +1,149 @@
+"""Translate torch modules into nncas layers through a registry keyed by module type.
+
+Add a translation for your own module type with :func:`register_translation`::
+
+    nncas.register_translation(MyScale, lambda m: [nncas.layers.Scale(m.s, m.t)])
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import layers as L
+from .network import Network
+
+Translation = Callable[[nn.Module], list]
+_TRANSLATIONS: dict[type, Translation] = {}
+
+
+class UnsupportedLayerError(TypeError):
+    """A torch module has no registered translation."""
+
+
+class AffineScaling(nn.Module):
+    r"""Elementwise input or output scaling :math:`y = s \odot x + t` as a torch module.
+
+    Put it first or last in an ``nn.Sequential`` to embed normalised models; it runs in
+    torch (gray box) and translates to :class:`nncas.layers.Scale` (full, reduced).
+    """
+
+    def __init__(self, scale, offset):
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype=float)).reshape(-1))
+        self.register_buffer("offset", torch.as_tensor(np.asarray(offset, dtype=float)).reshape(-1))
+
+    def forward(self, x):
+        return x * self.scale.to(x.dtype) + self.offset.to(x.dtype)
+
+
+def register_translation(module_type: type, translation: Translation) -> None:
+    """Make ``translation(module) -> list[Layer]`` the rule for ``module_type``."""
+    if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
+        raise TypeError(f"register_translation: {module_type!r} is not a torch.nn.Module subclass.")
+    _TRANSLATIONS[module_type] = translation
+
+
+def supported_modules() -> list[str]:
+    return sorted(t.__name__ for t in _TRANSLATIONS)
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float64).numpy()
+
+
+def _linear(m: nn.Linear):
+    bias = _array(m.bias) if m.bias is not None else np.zeros(m.out_features)
+    return [L.Affine(_array(m.weight), bias)]
+
+
+def _batchnorm(m: nn.BatchNorm1d):
+    if m.running_mean is None:
+        raise UnsupportedLayerError(
+            f"{m}: BatchNorm1d without running statistics (track_running_stats=False) has no "
+            "fixed evaluation-mode map; retrain with track_running_stats=True.")
+    scale = 1 / np.sqrt(_array(m.running_var) + m.eps)
+    gamma = _array(m.weight) if m.affine else np.ones_like(scale)
+    beta = _array(m.bias) if m.affine else np.zeros_like(scale)
+    return [L.Scale(gamma * scale, beta - gamma * scale * _array(m.running_mean))]
+
+
+def _feature_dim(m, dim):
+    if dim not in (-1, 1, None):
+        raise UnsupportedLayerError(
+            f"{m}: only softmax over the feature dimension (dim=-1 or dim=1) can be embedded.")
+
+
+def _softmax(m):
+    _feature_dim(m, m.dim)
+    return [L.LogSoftmax() if isinstance(m, nn.LogSoftmax) else L.Softmax()]
+
+
+def _flatten(m: nn.Flatten):
+    if m.start_dim not in (1, -1) or m.end_dim != -1:
+        raise UnsupportedLayerError(f"{m}: only Flatten(start_dim=1) of a vector input is supported.")
+    return []
+
+
+def _gelu(m: nn.GELU):
+    return [L.GELU(m.approximate)]
+
+
+for _type, _rule in {
+    nn.Linear: _linear,
+    nn.Tanh: lambda m: [L.Tanh()],
+    nn.Sigmoid: lambda m: [L.Sigmoid()],
+    nn.Softplus: lambda m: [L.Softplus(m.beta, m.threshold)],
+    nn.SiLU: lambda m: [L.SiLU()],
+    nn.GELU: _gelu,
+    nn.ELU: lambda m: [L.ELU(m.alpha)],
+    nn.ReLU: lambda m: [L.ReLU()],
+    nn.LeakyReLU: lambda m: [L.LeakyReLU(m.negative_slope)],
+    nn.Softmax: _softmax,
+    nn.LogSoftmax: _softmax,
+    nn.Identity: lambda m: [],
+    nn.Dropout: lambda m: [],
+    nn.Flatten: _flatten,
+    nn.BatchNorm1d: _batchnorm,
+    AffineScaling: lambda m: [L.Scale(_array(m.scale), _array(m.offset))],
+}.items():
+    register_translation(_type, _rule)
+
+
+def _translate(module: nn.Module) -> list:
+    rule = _TRANSLATIONS.get(type(module))
+    if rule is not None:
+        return list(rule(module))
+    if isinstance(module, nn.Sequential):
+        return [layer for child in module for layer in _translate(child)]
+    kind = type(module)
+    raise UnsupportedLayerError(
+        f"nncas cannot translate the torch module {kind.__name__} ({kind.__module__}.{kind.__qualname__}). "
+        f"Supported modules: {', '.join(supported_modules())}, and nn.Sequential of them. "
+        f"Register a translation with nncas.register_translation({kind.__name__}, rule), where "
+        "rule(module) returns a list of nncas.layers objects, or embed the model with "
+        "formulation='graybox', which runs any differentiable torch model.")
+
+
+def from_torch(module: nn.Module, n_in: int | None = None, name: str | None = None) -> Network:
+    """Translate ``module`` (evaluation-mode semantics) into a :class:`Network`.
+
+    ``n_in`` is needed only when the model starts with something other than a Linear layer
+    that fixes its size (e.g. only activations).
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(module).__name__}.")
+    layers = _translate(module)
+    n_in = n_in if n_in is not None else _first_size(layers)
+    if n_in is None:
+        raise ValueError(f"cannot infer the input size of {type(module).__name__}; pass n_in.")
+    return Network(layers, n_in, name=name or type(module).__name__, source=module)
+
+
+def _first_size(layers) -> int | None:
+    for layer in layers:
+        if layer.n_in is not None:
+            return layer.n_in
+    return None
