@@ -84,7 +84,7 @@ class AcNetworkBlock:
 
 
 def add_ac_network(nlp: NlpBuilder, pu: PerUnitNetwork, name: str, pg, qg,
-                   rate: np.ndarray, voltage_bounds: bool = True, vm0=None) -> AcNetworkBlock:
+                   rate: np.ndarray, voltage_bounds: bool = True) -> AcNetworkBlock:
     """Add voltage variables ``{name}.vm_pu``, ``{name}.va_rad`` and the power
     balance, thermal and angle-difference constraints of ``pu`` for the given
     generator injections ``pg``, ``qg`` (per unit, one per in-service generator)."""
@@ -92,10 +92,9 @@ def add_ac_network(nlp: NlpBuilder, pu: PerUnitNetwork, name: str, pg, qg,
     va_lb = np.full(nb, -np.inf)
     va_ub = np.full(nb, np.inf)
     va_lb[pu.ref_bus] = va_ub[pu.ref_bus] = 0.0
-    vm0 = np.clip(1.0, pu.vm_min, pu.vm_max) if vm0 is None else vm0
     vm = nlp.variable(f"{name}.vm_pu", nb,
                       pu.vm_min if voltage_bounds else -np.inf,
-                      pu.vm_max if voltage_bounds else np.inf, vm0)
+                      pu.vm_max if voltage_bounds else np.inf, 1.0)
     va = nlp.variable(f"{name}.va_rad", nb, va_lb, va_ub, 0.0)
     flows = branch_flows(pu, vm, va)
 
@@ -212,21 +211,28 @@ class OpfResult:
         }
 
 
+def add_base_case(nlp: NlpBuilder, net: Network, pu: PerUnitNetwork) -> AcNetworkBlock:
+    """The AC-OPF of ``pu`` under the name ``base``: generator blocks
+    ``base.pg_pu``, ``base.qg_pu`` within their limits (started mid-range),
+    :func:`add_ac_network` with rate A, and the generation cost as objective."""
+    ng = len(pu.gen_record)
+    pg0 = (pu.pmin + pu.pmax) / 2
+    pg = nlp.variable("base.pg_pu", ng, pu.pmin, pu.pmax, pg0)
+    qg = nlp.variable("base.qg_pu", ng, pu.qmin, pu.qmax, (pu.qmin + pu.qmax) / 2)
+    block = add_ac_network(nlp, pu, "base", pg, qg, pu.rate_a)
+    nlp.minimize(generation_cost(nlp, net, pu, pg, "base", pg0))
+    return block
+
+
 class AcOpf:
-    """AC-OPF of one network as an :class:`NlpBuilder` with blocks
-    ``vm_pu``, ``va_rad``, ``pg_pu``, ``qg_pu`` (``base.`` prefix) and the
-    constraint blocks of :func:`add_ac_network`; add more before :meth:`solve`."""
+    """AC-OPF of one network as an :class:`NlpBuilder` (see
+    :func:`add_base_case` for the block names); add more before :meth:`solve`."""
 
     def __init__(self, net: Network, sym=ca.SX):
         self.net = net
-        self.pu = pu = per_unit(net)
+        self.pu = per_unit(net)
         self.nlp = NlpBuilder(sym)
-        ng = len(pu.gen_record)
-        pg0 = (pu.pmin + pu.pmax) / 2
-        pg = self.nlp.variable("base.pg_pu", ng, pu.pmin, pu.pmax, pg0)
-        qg = self.nlp.variable("base.qg_pu", ng, pu.qmin, pu.qmax, (pu.qmin + pu.qmax) / 2)
-        self.block = add_ac_network(self.nlp, pu, "base", pg, qg, pu.rate_a)
-        self.nlp.minimize(generation_cost(self.nlp, net, pu, pg, "base", pg0))
+        self.block = add_base_case(self.nlp, net, self.pu)
 
     def result(self, sol: NlpSolution) -> OpfResult:
         pu, base = self.pu, self.pu.base_mva
@@ -250,5 +256,5 @@ def solve_acopf(net: Network, options: dict | None = None) -> OpfResult:
     return AcOpf(net).solve(options)
 
 
-__all__ = ["AcOpf", "OpfResult", "add_ac_network", "branch_flows", "generation_cost",
+__all__ = ["AcOpf", "OpfResult", "add_ac_network", "add_base_case", "branch_flows", "generation_cost",
            "solve_acopf", "sparse_dm"]

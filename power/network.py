@@ -236,8 +236,6 @@ class PerUnitNetwork:
     ref_bus: np.ndarray
     vm_min: np.ndarray
     vm_max: np.ndarray
-    vm0: np.ndarray
-    va0: np.ndarray
     gs: np.ndarray  # shunt conductance per bus
     bs: np.ndarray  # shunt susceptance per bus
     load_record: np.ndarray
@@ -250,8 +248,6 @@ class PerUnitNetwork:
     pmax: np.ndarray
     qmin: np.ndarray
     qmax: np.ndarray
-    pg0: np.ndarray
-    qg0: np.ndarray
     branch_record: np.ndarray
     from_bus: np.ndarray
     to_bus: np.ndarray
@@ -327,8 +323,6 @@ def per_unit(net: Network) -> PerUnitNetwork:
         ref_bus=arr((i for i, b in enumerate(buses) if b.kind == REF_BUS), int),
         vm_min=arr(b.vm_min_pu for b in buses),
         vm_max=arr(b.vm_max_pu for b in buses),
-        vm0=arr(b.vm_pu for b in buses),
-        va0=np.deg2rad(arr(b.va_deg for b in buses)),
         gs=gs,
         bs=bs,
         load_record=arr((i for i, _ in loads), int),
@@ -341,8 +335,6 @@ def per_unit(net: Network) -> PerUnitNetwork:
         pmax=arr(g.pmax_mw / base for _, g in gens),
         qmin=arr(g.qmin_mvar / base for _, g in gens),
         qmax=arr(g.qmax_mvar / base for _, g in gens),
-        pg0=arr(g.pg_mw / base for _, g in gens),
-        qg0=arr(g.qg_mvar / base for _, g in gens),
         branch_record=arr((i for i, _ in brs), int),
         from_bus=arr((pos[br.from_bus] for _, br in brs), int),
         to_bus=arr((pos[br.to_bus] for _, br in brs), int),

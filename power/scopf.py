@@ -36,7 +36,7 @@ import casadi as ca
 import numpy as np
 import scipy.sparse as sp
 
-from power.acopf import AcNetworkBlock, add_ac_network, generation_cost, sparse_dm
+from power.acopf import AcNetworkBlock, add_ac_network, add_base_case, sparse_dm
 from power.cases import scopf3_case
 from power.errors import CaseDataError
 from power.network import per_unit
@@ -110,12 +110,8 @@ class Scopf:
         net = case.network
         self.pu = pu = per_unit(net)
         self.nlp = nlp = NlpBuilder(sym)
-        ng = len(pu.gen_record)
-        pg0 = (pu.pmin + pu.pmax) / 2
-        pg = nlp.variable("base.pg_pu", ng, pu.pmin, pu.pmax, pg0)
-        qg = nlp.variable("base.qg_pu", ng, pu.qmin, pu.qmax, (pu.qmin + pu.qmax) / 2)
-        self.base = add_ac_network(nlp, pu, "base", pg, qg, pu.rate_a)
-        nlp.minimize(generation_cost(nlp, net, pu, pg, "base", pg0))
+        self.base = add_base_case(nlp, net, pu)
+        pg, qg = self.base.pg, self.base.qg
 
         gen_area = np.array([self._bus_area(g.bus) for g in net.generators])
         base_position = {record: k for k, record in enumerate(pu.gen_record)}

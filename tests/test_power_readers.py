@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from power.cases import CASE3_M, SCOPF3_CON, SCOPF3_INL, SCOPF3_RAW, SCOPF3_ROP, scopf3_case
+from power.cases import CASE3_M, SCOPF3_CON, SCOPF3_INL, SCOPF3_RAW, SCOPF3_ROP, case3, scopf3_case
 from power.errors import CaseDataError
 from power.matpower import read_matpower
 from power.network import per_unit
@@ -74,7 +74,6 @@ def test_matpower_nonconvex_piecewise_cost_is_refused(tmp_path):
 
 
 def test_matpower_conventions():
-    from power.cases import case3
     net = case3()
     assert [g.cost.coeffs_ascending for g in net.generators] == [(0.0, 10.0, 0.01), (0.0, 12.0, 0.02)]
     assert all(br.rate_a_mva == math.inf and br.tap_ratio == 1.0 for br in net.branches)
