@@ -120,8 +120,6 @@ class Scopf:
             if cont.label == "base" or any(c.label == cont.label for c in self.contingencies):
                 raise ValueError(f"contingency label {cont.label!r} is not unique")
             cpu = per_unit(cont.apply(net))
-            if not np.array_equal(cpu.bus_number, pu.bus_number):
-                raise ValueError(f"contingency {cont.label} changes the bus set")
             if cont.generator is not None:
                 areas = {gen_area[cont.generator]}
             else:
