@@ -144,7 +144,7 @@ def generation_cost(nlp: NlpBuilder, net: Network, pu: PerUnitNetwork, pg, name:
         coeffs = np.zeros((len(poly), order))
         for row, k in enumerate(poly):
             coeffs[row, : len(costs[k].coeffs_ascending)] = costs[k].coeffs_ascending
-        p = pg_mw[poly] if len(poly) < len(costs) else pg_mw
+        p = pg_mw[poly]
         total = total + float(coeffs[:, 0].sum())
         for power in range(1, order):
             if np.any(coeffs[:, power]):

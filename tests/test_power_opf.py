@@ -4,6 +4,7 @@ equations against the complex-admittance form, and the command line."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -125,6 +126,9 @@ def test_cli_prints_summary_and_writes_json(tmp_path, capsys):
     assert data["objective_usd_per_h"] == pytest.approx(5150 / 3, rel=1e-8)
     assert [g["bus"] for g in data["generators"]] == [1, 2]
     assert set(tmp_path.iterdir()) == {case, out}  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_cli_without_case_solves_embedded_case(capsys):
