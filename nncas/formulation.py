@@ -51,8 +51,9 @@ class Formulation:
         """Scalar constraint rows added (a bound pair ``lo <= v <= hi`` counts once per entry)."""
         return sum(c.numel() for c in self.constraints)
 
-    def add_variable(self, opti: ca.Opti, n: int, initial=None, handle: LayerHandle | None = None):
-        v = opti.variable(n)
+    def add_variable(self, opti: ca.Opti, n: int, initial=None, handle: LayerHandle | None = None,
+                     columns: int = 1):
+        v = opti.variable(n, columns)
         if initial is not None:
             opti.set_initial(v, initial)
         self.variables.append(v)

@@ -36,10 +36,11 @@ def blocks_of(opti: ca.Opti) -> list[GrayBoxBlock]:
 
 def add_graybox(opti: ca.Opti, form: Formulation, x0: np.ndarray, oracle) -> ca.MX:
     u = form.inputs
+    batch = u.size2()
     if not u.is_symbolic():
-        u = form.add_variable(opti, form.n_in, x0)
+        u = form.add_variable(opti, form.n_in, x0, columns=batch)
         form.add_constraint(opti, u == form.inputs)
-    y = form.add_variable(opti, form.n_out, oracle.function(x0))
+    y = form.add_variable(opti, form.n_out, oracle.function(x0), columns=batch)
     call = oracle.function(u)
     constraint = form.add_constraint(opti, call - y == 0)
     form.layers.append(LayerHandle(0, oracle, y, [y], [constraint]))

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layers import Affine, Elementwise, Layer
+from .layers import Affine, Elementwise, Layer, Scale, Softmax
 
 
 @dataclass
@@ -63,9 +63,9 @@ class Network:
         return bounds
 
     def is_mlp(self) -> bool:
-        """Affine layers and elementwise activations only, with an optional softmax head."""
-        body = self.layers[:-1] if self.layers and not self.layers[-1].elementwise else self.layers
-        return all(isinstance(l, (Affine, Elementwise)) for l in body)
+        """Affine layers and elementwise activations only, with an optional (log-)softmax head."""
+        body = self.layers[:-1] if self.layers and isinstance(self.layers[-1], Softmax) else self.layers
+        return all(isinstance(l, (Affine, Scale, Elementwise)) for l in body)
 
     def __str__(self):
         lines = [f"{self.name}: {self.n_in} -> {self.n_out}, {self.n_params:,} parameters"]

@@ -32,8 +32,7 @@ METHODS = ("auto", "structured", "generic")
 
 def block_diagonal(rows: int, cols: int, blocks: int) -> ca.Sparsity:
     """Sparsity of ``blocks`` dense (rows x cols) blocks on the diagonal."""
-    return ca.Sparsity.diag(blocks).kron(ca.Sparsity.dense(rows, cols)) if blocks > 1 \
-        else ca.Sparsity.dense(rows, cols)
+    return ca.diagcat(*[ca.Sparsity.dense(rows, cols)] * blocks)
 
 
 class _TorchCallback(ca.Callback):

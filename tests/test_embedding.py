@@ -1,0 +1,107 @@
+"""Every supported layer in every formulation matches torch: values, Jacobians, Hessians."""
+import casadi as ca
+import numpy as np
+import pytest
+
+import nncas
+import zoo
+
+RNG = np.random.default_rng(1)
+POINTS = [RNG.normal(size=zoo.N_IN) for _ in range(2)]
+LAM = RNG.normal(size=3)
+
+
+def _assert_close(actual, expected, rtol, atol):
+    np.testing.assert_allclose(np.asarray(actual, dtype=float).reshape(np.shape(expected)), expected,
+                               rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("kind", zoo.SMOOTH)
+def test_reduced_space_matches_torch(kind):
+    net = zoo.network(kind)
+    opti = ca.Opti()
+    x = opti.variable(zoo.N_IN)
+    y, form = nncas.add_predictor(opti, net, x, formulation="reduced")
+    assert form.n_variables == 0 and form.n_constraints == 0
+    lam = ca.MX.sym("lam", 3)
+    f = ca.Function("f", [x], [y])
+    jac = ca.Function("J", [x], [ca.jacobian(y, x)])
+    hess = ca.Function("H", [x, lam], [ca.hessian(ca.dot(lam, y), x)[0]])
+    for point in POINTS:
+        value, J, H = zoo.torch_derivatives(net, point, LAM)
+        _assert_close(f(point), value, 1e-12, 1e-12)
+        _assert_close(jac(point), J, 1e-10, 1e-12)
+        _assert_close(hess(point, LAM), H, 1e-9, 1e-11)
+
+
+@pytest.mark.parametrize("kind", zoo.SMOOTH)
+def test_full_space_start_is_the_forward_pass(kind):
+    """At the propagated start values every layer constraint holds and y equals torch's output."""
+    net = zoo.network(kind)
+    point = POINTS[0]
+    opti = ca.Opti()
+    x = opti.variable(zoo.N_IN)
+    opti.set_initial(x, point)
+    y, form = nncas.add_predictor(opti, net, x, formulation="full", input_bounds=(point - 1, point + 1))
+    value, _, _ = zoo.torch_derivatives(net, point, LAM)
+    start = opti.initial()
+    _assert_close(opti.value(y, start), value, 1e-12, 1e-12)
+    g = np.atleast_1d(opti.value(opti.g, start))
+    lbg, ubg = (np.atleast_1d(opti.value(b, start)) for b in (opti.lbg, opti.ubg))
+    assert np.all(g >= lbg - 1e-12) and np.all(g <= ubg + 1e-12)
+    assert form.n_variables > 0 and len(form.layers) == len(form.network.layers)
+
+
+@pytest.mark.parametrize("kind", zoo.SMOOTH)
+def test_full_space_solves_to_the_forward_pass(kind):
+    """With x fixed, the full-space variables are determined by the constraints: y = torch(x)."""
+    net = zoo.network(kind)
+    point = POINTS[1]
+    opti = ca.Opti()
+    x = opti.variable(zoo.N_IN)
+    y, _ = nncas.add_predictor(opti, net, x, formulation="full")   # cold start: zeros
+    opti.subject_to(x == point)
+    opti.minimize(0)
+    nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": 1e-12})
+    sol = opti.solve()
+    value, _, _ = zoo.torch_derivatives(net, point, LAM)
+    _assert_close(sol.value(y), value, 1e-7, 1e-8)
+
+
+@pytest.mark.parametrize("method", ["structured", "generic"])
+@pytest.mark.parametrize("kind", zoo.SMOOTH)
+def test_graybox_torch_matches_torch(kind, method):
+    net = zoo.network(kind)
+    opti = ca.Opti()
+    x = opti.variable(zoo.N_IN)
+    y, form = nncas.add_predictor(opti, net, x, formulation="graybox", backend="torch", method=method)
+    assert form.oracle.method == method
+    assert form.n_variables == 3 and form.n_constraints == 3
+    for point in POINTS:
+        value, J, H = zoo.torch_derivatives(net, point, LAM)
+        _assert_close(form.oracle.function(point), value, 1e-12, 1e-12)
+        _assert_close(form.oracle.jacobian(point), J, 1e-10, 1e-12)
+        _assert_close(form.oracle.hessian(point, LAM), H, 1e-10, 1e-12)
+
+
+@pytest.mark.parametrize("kind", ["Tanh", "Sigmoid", "Softplus", "GELU", "BatchNorm1d", "Softmax", "AffineScaling"])
+def test_graybox_l4casadi_matches_torch_in_float32(kind):
+    net = zoo.network(kind)
+    opti = ca.Opti()
+    x = opti.variable(zoo.N_IN)
+    y, form = nncas.add_predictor(opti, net, x, formulation="graybox", backend="l4casadi")
+    for point in POINTS:
+        value, J, H = zoo.torch_derivatives(net, point, LAM)
+        _assert_close(form.oracle.function(point), value, 1e-5, 1e-5)
+        _assert_close(form.oracle.jacobian(point), J, 1e-4, 1e-5)
+        _assert_close(form.oracle.hessian(point, LAM), H, 1e-3, 1e-4)
+
+
+def test_interval_bounds_contain_sampled_activations():
+    net = nncas.from_torch(zoo.mlp([4, 8, 8, 3], head=lambda: __import__("torch").nn.Softmax(dim=-1)))
+    lo, hi = -np.ones(4), np.ones(4)
+    samples = RNG.uniform(lo, hi, size=(500, 4)).T
+    values, bounds = samples, net.interval(lo, hi)
+    for layer, (b_lo, b_hi) in zip(net.layers, bounds):
+        values = layer.numpy(values)
+        assert np.all(values >= b_lo[:, None] - 1e-12) and np.all(values <= b_hi[:, None] + 1e-12)

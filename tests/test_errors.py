@@ -1,0 +1,84 @@
+"""Bad input gets a clear error that names what is wrong and what to do."""
+import casadi as ca
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import nncas
+
+
+def _opti(n=4):
+    opti = ca.Opti()
+    return opti, opti.variable(n)
+
+
+def test_unsupported_layer_names_it_and_says_how_to_register():
+    net = nn.Sequential(nn.Linear(4, 3), nn.Hardswish())
+    opti, x = _opti()
+    with pytest.raises(nncas.UnsupportedLayerError) as info:
+        nncas.add_predictor(opti, net, x, formulation="reduced")
+    message = str(info.value)
+    assert "Hardswish" in message and "register_translation" in message and "graybox" in message
+
+
+def test_registered_translation_is_used():
+    class Double(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    nncas.register_translation(Double, lambda m: [nncas.layers.Scale(np.full(3, 2.0), np.zeros(3))])
+    net = nn.Sequential(nn.Linear(4, 3), Double())
+    network = nncas.from_torch(net)
+    x = np.arange(4.0)
+    expected = net.double()(torch.tensor(x[None]))[0].detach().numpy()
+    np.testing.assert_allclose(network.numpy(x), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
+def test_wrong_input_size(formulation):
+    opti, x = _opti(5)
+    with pytest.raises(ValueError, match="5"):
+        nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2)), x, formulation=formulation)
+
+
+def test_row_input_gets_a_hint():
+    opti = ca.Opti()
+    x = opti.variable(1, 4)
+    with pytest.raises(ValueError, match="pass x.T"):
+        nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2)), x, formulation="reduced")
+
+
+def test_non_finite_weights():
+    net = nn.Sequential(nn.Linear(4, 2))
+    with torch.no_grad():
+        net[0].weight[0, 0] = float("nan")
+    opti, x = _opti()
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        nncas.add_predictor(opti, net, x, formulation="full")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+@pytest.mark.parametrize("backend", ["torch", "l4casadi"])
+def test_cuda_requested_but_absent(backend):
+    opti, x = _opti()
+    with pytest.raises(RuntimeError, match="torch.cuda.is_available"):
+        nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2)), x, formulation="graybox",
+                            backend=backend, device="cuda")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(formulation="hybrid"), "formulation"),
+    (dict(formulation="graybox", backend="jax"), "backend"),
+    (dict(formulation="graybox", method="magic"), "method"),
+    (dict(formulation="full", config={"Tanh": "bigM"}), "choose one of"),
+])
+def test_bad_options(kwargs, match):
+    opti, x = _opti()
+    with pytest.raises(ValueError, match=match):
+        nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2), nn.Tanh()), x, **kwargs)
+
+
+def test_not_an_opti():
+    with pytest.raises(TypeError, match="casadi.Opti"):
+        nncas.add_predictor(None, nn.Linear(4, 2), ca.MX.sym("x", 4))

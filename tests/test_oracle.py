@@ -1,0 +1,113 @@
+"""The torch gray-box oracle: structured and generic paths, batched and unbatched, vs torch.func."""
+import casadi as ca
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import nncas
+import zoo
+
+NETS = {
+    "tanh-softmax": lambda: zoo.mlp([6, 9, 7, 4], nn.Tanh, head=lambda: nn.Softmax(dim=-1)),
+    "sigmoid": lambda: zoo.mlp([6, 8, 8, 3], nn.Sigmoid),
+    "gelu-logsoftmax": lambda: zoo.mlp([6, 8, 4], nn.GELU, head=lambda: nn.LogSoftmax(dim=-1)),
+}
+
+
+def _oracle(net, batch, method):
+    opti = ca.Opti()
+    X = opti.variable(6, batch)
+    Y, form = nncas.add_predictor(opti, net, X, formulation="graybox", method=method)
+    assert Y.shape == (form.n_out, batch)
+    return form.oracle
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("method", ["structured", "generic"])
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_block_diagonal_derivatives_match_torch_func(name, method, batch):
+    net = NETS[name]()
+    oracle = _oracle(net, batch, method)
+    rng = np.random.default_rng(batch)
+    U, LAM = rng.normal(size=(6, batch)), rng.normal(size=(oracle.n_out, batch))
+    Y = oracle.function(U).full()
+    J = oracle.jacobian(U).full()
+    H = oracle.hessian(U, LAM).full()
+    m, n = oracle.n_out, 6
+    for k in range(batch):
+        value, jac, hess = zoo.torch_derivatives(net, U[:, k], LAM[:, k])
+        np.testing.assert_allclose(Y[:, k], value, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(J[k * m:(k + 1) * m, k * n:(k + 1) * n], jac, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(H[k * n:(k + 1) * n, k * n:(k + 1) * n], hess, rtol=1e-10, atol=1e-13)
+    # nothing outside the diagonal blocks
+    assert oracle.jacobian.sparsity_out(0).nnz() == batch * m * n
+    assert oracle.hessian.sparsity_out(0).nnz() == batch * n * n
+
+
+def test_one_forward_pass_per_point():
+    oracle = _oracle(NETS["sigmoid"](), 1, "structured")
+    u = np.linspace(-1, 1, 6)
+    before = dict(oracle.evaluations)
+    oracle.function(u), oracle.jacobian(u), oracle.hessian(u, np.ones(3)), oracle.function(u)
+    after = {k: oracle.evaluations[k] - before[k] for k in before}
+    assert after == {"forward": 1, "jacobian": 1, "hessian": 1}
+
+
+def test_float32_dtype_is_honoured():
+    net = NETS["sigmoid"]()
+    opti = ca.Opti()
+    x = opti.variable(6)
+    _, form = nncas.add_predictor(opti, net, x, formulation="graybox", dtype=torch.float32)
+    value, _, _ = zoo.torch_derivatives(net, np.ones(6), np.ones(3))
+    got = form.oracle.function(np.ones(6)).full().ravel()
+    np.testing.assert_allclose(got, value, rtol=1e-5)
+    assert not np.allclose(got, value, rtol=1e-12, atol=0)
+
+
+def test_batched_graybox_solves_like_separate_reduced_problems():
+    """K inputs in one batched gray box give the K optima of the separate problems."""
+    net = NETS["tanh-softmax"]()
+    rng = np.random.default_rng(7)
+    refs = rng.uniform(-0.5, 0.5, (6, 3))
+    with torch.no_grad():
+        y_ref = net(torch.tensor(refs.T, dtype=torch.float32))[:, 0].double().numpy()
+        y_max = net(torch.tensor(rng.uniform(-2, 2, (500, 6)), dtype=torch.float32))[:, 0].max().item()
+    threshold = (y_ref + y_max) / 2  # reachable, and above every reference's own value
+
+    def build(opti, X, formulation):
+        Y, _ = nncas.add_predictor(opti, net, X, formulation=formulation)
+        opti.subject_to(Y[0, :] >= threshold.reshape(1, -1))
+        opti.subject_to(opti.bounded(-2, X, 2))
+        opti.minimize(ca.sumsqr(X - refs))
+        opti.set_initial(X, refs)
+
+    opti = ca.Opti()
+    X = opti.variable(6, 3)
+    build(opti, X, "graybox")
+    nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": 1e-10})
+    batched = opti.solve().value(X)
+    for k in range(3):
+        single = ca.Opti()
+        x = single.variable(6, 1)
+        Y, _ = nncas.add_predictor(single, net, x, formulation="reduced")
+        single.subject_to(Y[0] >= threshold[k])
+        single.subject_to(single.bounded(-2, x, 2))
+        single.minimize(ca.sumsqr(x - refs[:, k]))
+        single.set_initial(x, refs[:, k])
+        nncas.solver(single, "ipopt", {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": 1e-10})
+        np.testing.assert_allclose(batched[:, k], single.solve().value(x), atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_cuda_oracle_matches_cpu():
+    net = NETS["tanh-softmax"]()
+    cpu, gpu = (_oracle_on(net, d) for d in ("cpu", "cuda"))
+    u, lam = np.linspace(-1, 1, 6), np.arange(4.0)
+    np.testing.assert_allclose(gpu.hessian(u, lam).full(), cpu.hessian(u, lam).full(), rtol=1e-10)
+
+
+def _oracle_on(net, device):
+    opti = ca.Opti()
+    _, form = nncas.add_predictor(opti, net, opti.variable(6), formulation="graybox", device=device)
+    return form.oracle
