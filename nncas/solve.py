@@ -53,7 +53,7 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     """
     start = time.perf_counter()
     functions = derivative_functions(opti)
-    opts = {**functions, **(options or {})}
+    opts = {**functions, "record_time": True, **(options or {})}
     if plugin_options is not None:
         opti.solver(plugin, opts, plugin_options)
     else:
