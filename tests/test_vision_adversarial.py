@@ -45,7 +45,8 @@ def test_default_run_writes_json_and_png(graybox_cli):
     assert summary["image"] == 0 and summary["label"] == 7 and summary["target"] == 8
     assert summary["formulation"] == "graybox" and summary["backend"] == "torch"
     assert summary["status"] == "Solve_Succeeded"
-    assert summary["objective"] == pytest.approx(summary["distance_squared"], rel=1e-9) > 0.1
+    assert summary["objective"] == pytest.approx(summary["distance_squared"], rel=1e-9)
+    assert summary["objective"] > 0.1
     assert summary["probabilities"][8] >= THRESHOLD - FEASIBILITY and summary["predicted_class"] == 8
     assert summary["stats"]["n_variables"] > 0 and summary["solve_time_s"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
@@ -59,7 +60,7 @@ def test_formulations_reach_the_graybox_objective(mnist, classifier, graybox_cli
     assert result.stats["objective"] == pytest.approx(summary["objective"], rel=1e-5)
     assert np.sum((result.x - result.x_ref) ** 2) == pytest.approx(result.stats["objective"], rel=1e-9)
     assert result.probabilities[result.target] >= THRESHOLD - FEASIBILITY
-    assert 0 <= result.x.min() and result.x.max() <= 1 + 1e-8
+    assert -1e-8 <= result.x.min() and result.x.max() <= 1 + 1e-8  # IPOPT relaxes bounds by 1e-8
 
 
 @pytest.mark.parametrize("argv, message", [

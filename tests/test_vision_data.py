@@ -22,7 +22,8 @@ def mnist():
 @pytest.fixture(scope="module")
 def small(mnist):
     """The first 2,000 training and 500 test images: enough to exercise training quickly."""
-    return dataclasses.replace(mnist, train_images=mnist.train_images[:2000], train_labels=mnist.train_labels[:2000],
+    return dataclasses.replace(mnist, train_images=mnist.train_images[:2000],
+                               train_labels=mnist.train_labels[:2000],
                                test_images=mnist.test_images[:500], test_labels=mnist.test_labels[:500])
 
 
@@ -34,7 +35,10 @@ def idx_bytes(array):
 def write_subset(directory, mnist, n=100, compress=False):
     for key, (stem, _, _) in FILES.items():
         data = idx_bytes(getattr(mnist, key)[:n])
-        (directory / (stem + (".gz" if compress else ""))).write_bytes(gzip.compress(data) if compress else data)
+        if compress:
+            (directory / (stem + ".gz")).write_bytes(gzip.compress(data))
+        else:
+            (directory / stem).write_bytes(data)
     return directory
 
 

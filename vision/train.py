@@ -32,6 +32,7 @@ def accuracy(net, images, labels, batch=2000):
 
 
 def _save_checkpoint(path, state):
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
