@@ -1,0 +1,151 @@
+"""Time per Hessian of lam^T NN(u) for the gray-box backends, against the hardware bound.
+
+For each architecture (paper Table 1: MNIST, 784 inputs; SCOPF surrogates, 117 inputs) it
+times one Hessian with backend torch (structured and generic paths, float64) and backend
+l4casadi (float32), and the bound 2 n P / R, where R is the float64 matrix-multiply rate
+measured in the same run. Results go to JSON and a markdown table.
+
+    python -m benchmarks.oracle [--mnist 128,512,2048] [--scopf 100,500,1000] [--device cpu]
+                                [--skip-l4casadi] [--out docs/oracle]
+"""
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import casadi as ca
+import numpy as np
+import torch
+from torch import nn
+
+import nncas
+
+
+# hidden layers of the paper's SCOPF surrogates by width (15k, 578k, 4M, 68M, 592M parameters)
+SCOPF_HIDDEN_LAYERS = {100: 1, 500: 3, 1000: 5, 2000: 18, 4000: 37}
+
+
+def mlp(n_in, width, n_out, hidden_layers, activation=nn.Tanh, softmax=False):
+    """n_in -> width, (hidden_layers - 1) x [act, width -> width], act, width -> n_out."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(n_in, width)]
+    for _ in range(hidden_layers - 1):
+        layers += [activation(), nn.Linear(width, width)]
+    layers += [activation(), nn.Linear(width, n_out)]
+    if softmax:
+        layers.append(nn.Softmax(dim=-1))
+    return nn.Sequential(*layers).eval()
+
+
+def matmul_rate(device, dtype=torch.float64, size=2048, repeats=5) -> float:
+    """Measured FLOP/s of a square matrix product."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_call(fn, minimum_s=1.0, max_repeats=20) -> float:
+    """Median seconds of ``fn()`` after one warm-up call."""
+    fn()
+    times = []
+    while len(times) < max_repeats and sum(times) < minimum_s:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def oracle(net, n_in, device, **options):
+    opti = ca.Opti()
+    _, form = nncas.add_predictor(opti, net, opti.variable(n_in), formulation="graybox",
+                                  device=device, **options)
+    return form.oracle
+
+
+def measure(problem, net, n_in, n_out, device, rate, skip_l4casadi):
+    params = sum(p.numel() for p in net.parameters())
+    u = np.random.default_rng(0).uniform(0, 1, (n_in, 1))
+    lam = np.random.default_rng(1).normal(size=(n_out, 1))
+    row = {"problem": problem, "n_in": n_in, "params": params,
+           "bound_s": 2 * n_in * params / rate}
+    dev = torch.device(device)
+    for method in ("structured", "generic"):
+        o = oracle(net, n_in, device, method=method)
+        row[f"torch_{method}_s"] = time_call(lambda: (o.hessian_tensor(u, lam), _sync(dev)))
+    if not skip_l4casadi:
+        o = oracle(net, n_in, device, backend="l4casadi")
+        row["l4casadi_s"] = time_call(lambda: o.hessian(u, lam))
+    return row
+
+
+def markdown(rows, header):
+    cols = ["problem", "params", "bound ms", "structured ms", "x bound", "generic ms", "l4casadi ms",
+            "l4casadi / structured"]
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        l4 = r.get("l4casadi_s")
+        lines.append("| " + " | ".join([
+            r["problem"], f"{r['params']:,}", f"{1e3 * r['bound_s']:.1f}",
+            f"{1e3 * r['torch_structured_s']:.1f}", f"{r['torch_structured_s'] / r['bound_s']:.2f}",
+            f"{1e3 * r['torch_generic_s']:.1f}", "-" if l4 is None else f"{1e3 * l4:.1f}",
+            "-" if l4 is None else f"{l4 / r['torch_structured_s']:.1f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str):
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", default="128,512,2048", help="hidden widths, 784 inputs")
+    parser.add_argument("--scopf", default="100,500,1000", help="hidden widths, 117 inputs")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-l4casadi", action="store_true")
+    parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    rate = matmul_rate(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    header = (f"Hessian of lam^T NN(u), one call. Device: {name} ({args.device}, "
+              f"{torch.get_num_threads()} threads); float64 matmul rate {rate / 1e9:.1f} GFLOP/s; "
+              f"bound = 2 n P / rate.")
+    print(header, flush=True)
+    cells = [(f"MNIST-{w}", mlp(784, w, 10, 5, softmax=True), 784, 10) for w in _widths(args.mnist)]
+    cells += [(f"SCOPF-{w}", mlp(117, w, 37, SCOPF_HIDDEN_LAYERS.get(w, 5)), 117, 37)
+              for w in _widths(args.scopf)]
+    rows = []
+    for problem, net, n_in, n_out in cells:
+        row = measure(problem, net, n_in, n_out, args.device, rate, args.skip_l4casadi)
+        rows.append(row)
+        print(markdown([row], "").splitlines()[-1], flush=True)
+    table = markdown(rows, header)
+    print("\n" + table)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(out.with_suffix(".json"), json.dumps({"header": header, "rows": rows}, indent=1))
+        _write_atomic(out.with_suffix(".md"), table)
+
+
+def _widths(text):
+    return [int(w) for w in text.split(",") if w.strip()]
+
+
+if __name__ == "__main__":
+    main()
