@@ -7,7 +7,8 @@ ending in softmax, embedded with ``nncas.add_predictor`` (full, reduced or gray-
 and solved with IPOPT in float64 (the l4casadi gray box evaluates the network in float32).
 
 ``python -m vision.adversarial`` with no arguments: width 128, test image 0, target (label + 1) mod 10,
-gray box on torch; the classifier is trained once and cached (``vision.train``).
+gray box on torch; the classifier is trained once and cached (``vision.train``). Exit status:
+0 when IPOPT reports success, 1 when it does not, 2 for a bad request.
 """
 import argparse
 import copy
@@ -196,7 +197,7 @@ def main(argv=None):
         os.replace(tmp, args.json)
     if args.plot:
         plot(result, args.plot)
-    return 0
+    return 0 if result.stats["success"] else 1
 
 
 if __name__ == "__main__":
