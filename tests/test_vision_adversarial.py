@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from vision.adversarial import THRESHOLD, main, run
 from vision.data import load_mnist
@@ -48,7 +49,8 @@ def test_default_run_writes_json_and_png(graybox_cli):
     assert summary["objective"] == pytest.approx(summary["distance_squared"], rel=1e-9)
     assert summary["objective"] > 0.1
     assert summary["probabilities"][8] >= THRESHOLD - FEASIBILITY and summary["predicted_class"] == 8
-    assert summary["stats"]["n_variables"] > 0 and summary["solve_time_s"] > 0
+    assert summary["stats"]["hess_nnz"] == 784 * 785 // 2  # dense in x, whatever the network size
+    assert summary["solve_time_s"] > 0 and summary["stats"]["hessian_s"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
@@ -60,7 +62,18 @@ def test_formulations_reach_the_graybox_objective(mnist, classifier, graybox_cli
     assert result.stats["objective"] == pytest.approx(summary["objective"], rel=1e-5)
     assert np.sum((result.x - result.x_ref) ** 2) == pytest.approx(result.stats["objective"], rel=1e-9)
     assert result.probabilities[result.target] >= THRESHOLD - FEASIBILITY
+    if formulation == "full":  # one Jacobian entry per weight at least (paper Table 2)
+        assert result.stats["jac_nnz"] >= 167818
     assert -1e-8 <= result.x.min() and result.x.max() <= 1 + 1e-8  # IPOPT relaxes bounds by 1e-8
+
+
+@pytest.mark.slow
+def test_l4casadi_graybox_reaches_the_objective_in_float32(mnist, classifier, graybox_cli):
+    summary, _ = graybox_cli
+    result, _ = run(128, "graybox", backend="l4casadi", data=mnist)
+    assert result.stats["success"]
+    assert result.stats["objective"] == pytest.approx(summary["objective"], rel=1e-5)
+    assert result.probabilities[result.target] >= THRESHOLD - 1e-5  # float32 network evaluations
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -69,6 +82,9 @@ def test_formulations_reach_the_graybox_objective(mnist, classifier, graybox_cli
     (["--image", "-1"], "image index -1 is out of range"),
     (["--target", "7"], "target 7 equals the true label of test image 0"),
     (["--target", "10"], "target 10 is not a class"),
+    (["--formulation", "full", "--backend", "l4casadi"], "apply to --formulation graybox only"),
+    pytest.param(["--device", "cuda"], "torch sees no CUDA device", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="CUDA is available")),
 ])
 def test_bad_requests_are_refused_clearly(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:

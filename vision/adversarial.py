@@ -71,16 +71,18 @@ def probabilities(net, x):
         return net64(torch.as_tensor(np.asarray(x, dtype=np.float64))).numpy()
 
 
-def solve_adversarial(net, x_ref, target, formulation="graybox", backend="torch", device="cpu",
-                      threshold=THRESHOLD, options=None):
-    """Build and solve problem 7 for ``net`` around ``x_ref`` (784,); returns (x, stats, build s, solve s)."""
+def solve_adversarial(net, x_ref, target, formulation="graybox", backend="torch", device="cpu", options=None):
+    """Build and solve problem 7 for ``net`` around ``x_ref`` (784,); returns (x, stats, build s, solve s).
+
+    ``options``: CasADi/IPOPT options added to the quiet defaults (e.g. ``{"ipopt.print_level": 5}``).
+    """
     tic = time.perf_counter()
     opti = ca.Opti()
     x = opti.variable(x_ref.size)
     opti.set_initial(x, x_ref)
     extra = {"backend": backend, "device": device} if formulation == "graybox" else {}
     y, _ = nncas.add_predictor(opti, copy.deepcopy(net).double().eval(), x, formulation=formulation, **extra)
-    opti.subject_to(y[target] >= threshold)
+    opti.subject_to(y[target] >= THRESHOLD)
     opti.subject_to(opti.bounded(0, x, 1))
     opti.minimize(ca.sumsqr(x - x_ref))
     quiet = {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": False}
@@ -97,7 +99,7 @@ def solve_adversarial(net, x_ref, target, formulation="graybox", backend="torch"
 
 
 def run(width=128, formulation="graybox", backend="torch", device="cpu", image=0, target=None,
-        data=None, weights=None, log=print):
+        data=None, weights=None, options=None, log=print):
     """Load (or train once) the classifier, validate the request, solve; returns (Adversarial, meta)."""
     check_width(width)
     if formulation not in FORMULATIONS:
@@ -109,8 +111,10 @@ def run(width=128, formulation="graybox", backend="torch", device="cpu", image=0
     data = data if data is not None else load_mnist()
     label, target = check_request(image, target, data.test_labels)
     net, meta = ensure_classifier(width, weights, data, log=log)
+    if meta["data_digest"] != data.digest:
+        log(f"note: the width-{width} classifier was trained on other data than {data.source}.")
     x_ref = as_inputs(data.test_images[image:image + 1])[0].astype(np.float64)
-    x, stats, build, solve = solve_adversarial(net, x_ref, target, formulation, backend, device)
+    x, stats, build, solve = solve_adversarial(net, x_ref, target, formulation, backend, device, options)
     result = Adversarial(image, label, target, x_ref, x, probabilities(net, x), stats, build, solve)
     return result, meta
 
@@ -150,7 +154,8 @@ def plot(result, path):
     lim = max(float(np.abs(delta).max()), 1e-12)
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
     p_target = result.probabilities[result.target]
-    panels = [(result.x_ref.reshape(28, 28), f"test image {result.image} (label {result.label})", "gray_r", 0, 1),
+    reference = f"test image {result.image} (label {result.label})"
+    panels = [(result.x_ref.reshape(28, 28), reference, "gray_r", 0, 1),
               (result.x.reshape(28, 28), f"adversarial: p[{result.target}] = {p_target:.3f}", "gray_r", 0, 1),
               (delta, f"difference, ||x - x_ref||^2 = {np.sum(delta ** 2):.3f}", "RdBu_r", -lim, lim)]
     for ax, (img, title, cmap, lo, hi) in zip(axes, panels):
@@ -176,13 +181,15 @@ def main(argv=None):
     parser.add_argument("--weights", help="classifier HDF5 (default: cached; trained if absent)")
     parser.add_argument("--json", help="write the result summary to this JSON file")
     parser.add_argument("--plot", help="write reference, adversarial and difference images to this PNG")
+    parser.add_argument("--verbose", action="store_true", help="show IPOPT's iteration log")
     args = parser.parse_args(argv)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         parser.error("--plot needs matplotlib: pip install matplotlib")
     try:
         check_width(args.width)
+        verbose = {"ipopt.print_level": 5, "ipopt.sb": "no", "print_time": True} if args.verbose else None
         result, meta = run(args.width, args.formulation, args.backend, args.device, args.image, args.target,
-                           load_mnist(args.data), args.weights)
+                           load_mnist(args.data), args.weights, verbose)
     except (ValueError, MNISTError, FileNotFoundError) as err:
         parser.error(str(err))
     summary = report(result, meta, args.formulation, args.backend, args.device)
