@@ -26,7 +26,7 @@ import torch
 
 import nncas
 from vision.data import MNISTError, as_inputs, load_mnist
-from vision.models import N_CLASSES, WIDTHS, check_width, n_parameters
+from vision.models import N_CLASSES, WIDTHS, check_width
 from vision.train import ensure_classifier
 
 THRESHOLD = 0.6
