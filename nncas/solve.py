@@ -3,13 +3,15 @@ r"""Solving an Opti problem that holds embedded networks, and reporting on the s
 CasADi's default Hessian construction (its symmetric ``hessian`` path) takes minutes for one
 dense constraint in a few hundred inputs. :func:`solver` instead hands the NLP solver
 
-- ``hess_lag``: :math:`\nabla^2_{xx} L` of :math:`L = \sigma f + \lambda^T g` as
-  ``jacobian(gradient(L))`` of the algebraic part, plus, for every gray box,
-  :math:`P_u^T \, H_{NN}(u, \lambda_{NN}) \, P_u` from one oracle call;
+- ``hess_lag``: the upper triangle of :math:`\nabla^2_{xx} L` of
+  :math:`L = \sigma f + \lambda^T g` as ``jacobian(gradient(L))`` of the algebraic part, plus,
+  for every gray box, :math:`P_u^T \, H_{NN}(u, \lambda_{NN}) \, P_u` from one oracle call;
 - ``jac_g``: the algebraic Jacobian plus :math:`P_{rows}^T J_{NN}(u) P_u` from one oracle call,
 
 where :math:`P` are constant selection matrices. The algebraic part is ``g`` with every
-gray-box call replaced by zero (the gray-box rows are ``NN(u) - y``).
+gray-box call replaced by zero (the gray-box rows are ``NN(u) - y``). Oracles that can write
+their blocks into the NLP's sparsity themselves (the torch oracle: ``placed_jacobian``,
+``placed_hessian``, see :mod:`nncas.placement`) do so, and no selection products are formed.
 """
 from __future__ import annotations
 
@@ -17,8 +19,38 @@ import time
 from dataclasses import asdict, dataclass
 
 import casadi as ca
+import numpy as np
 
-from .graybox import blocks_of
+from .graybox import GrayBoxBlock, blocks_of
+from .placement import Placement
+
+
+def _selected_columns(selection: ca.DM, shape: tuple[int, int]) -> np.ndarray:
+    """For a 0/1 selection matrix with one nonzero per row, the column of each row, as
+    ``(K, rows)`` for a (rows x K) column-major block."""
+    rows, cols = selection.sparsity().get_triplet()
+    index = np.empty(selection.size1(), dtype=np.int64)
+    index[np.asarray(rows)] = np.asarray(cols)
+    return index.reshape(shape[1], shape[0])
+
+
+def _block_derivatives(opti: ca.Opti, block: GrayBoxBlock) -> tuple[ca.MX, ca.MX]:
+    """The block's terms of the Lagrangian Hessian (upper triangle) and constraint Jacobian."""
+    x, lam_g = opti.x, opti.lam_g
+    lam_nn = opti.dual(block.constraint)
+    select_u = ca.evalf(ca.jacobian(block.inputs, x))
+    select_rows = ca.evalf(ca.jacobian(lam_g, lam_nn))
+    oracle = block.oracle
+    if hasattr(oracle, "placed_hessian"):
+        u_index = _selected_columns(select_u, block.inputs.shape)
+        row_index = _selected_columns(select_rows.T, lam_nn.shape)
+        hess = Placement.of(u_index, u_index, (opti.nx, opti.nx), upper=True)
+        jac = Placement.of(row_index, u_index, (opti.ng, opti.nx))
+        return (oracle.placed_hessian(hess)(block.inputs, lam_nn),
+                oracle.placed_jacobian(jac)(block.inputs))
+    hess = ca.mtimes([select_u.T, oracle.hessian(block.inputs, lam_nn), select_u])
+    jac = ca.mtimes([select_rows, oracle.jacobian(block.inputs), select_u])
+    return ca.triu(hess), jac
 
 
 def derivative_functions(opti: ca.Opti) -> dict[str, ca.Function]:
@@ -29,15 +61,13 @@ def derivative_functions(opti: ca.Opti) -> dict[str, ca.Function]:
     g_algebraic = ca.graph_substitute(g, [b.call for b in blocks],
                                       [ca.MX.zeros(b.call.sparsity()) for b in blocks]) if blocks else g
     lagrangian = lam_f * opti.f + ca.dot(lam_g, g_algebraic)
-    hess = ca.jacobian(ca.gradient(lagrangian, x), x)
+    hess = ca.triu(ca.jacobian(ca.gradient(lagrangian, x), x))
     jac = ca.jacobian(g_algebraic, x)
     for block in blocks:
-        select_u = ca.evalf(ca.jacobian(block.inputs, x))
-        select_rows = ca.evalf(ca.jacobian(lam_g, opti.dual(block.constraint)))
-        lam_nn = opti.dual(block.constraint)
-        hess += ca.mtimes([select_u.T, block.oracle.hessian(block.inputs, lam_nn), select_u])
-        jac += ca.mtimes([select_rows, block.oracle.jacobian(block.inputs), select_u])
-    hess_lag = ca.Function("nlp_hess_l", [x, p, lam_f, lam_g], [ca.triu(hess)],
+        block_hess, block_jac = _block_derivatives(opti, block)
+        hess += block_hess
+        jac += block_jac
+    hess_lag = ca.Function("nlp_hess_l", [x, p, lam_f, lam_g], [hess],
                            ["x", "p", "lam_f", "lam_g"], ["triu_hess_gamma_x_x"])
     jac_g = ca.Function("nlp_jac_g", [x, p], [g, jac], ["x", "p"], ["g", "jac_g_x"])
     return {"hess_lag": hess_lag, "jac_g": jac_g}

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from torch.func import grad, jacfwd, jacrev, vmap
 
+from ..placement import Placement
 from ..torch_import import from_torch
+from .callback import BufferCallback, write
 from .mlp import StructuredMLP
 
 METHODS = ("auto", "structured", "generic")
@@ -33,38 +35,6 @@ METHODS = ("auto", "structured", "generic")
 def block_diagonal(rows: int, cols: int, blocks: int) -> ca.Sparsity:
     """Sparsity of ``blocks`` dense (rows x cols) blocks on the diagonal."""
     return ca.diagcat(*[ca.Sparsity.dense(rows, cols)] * blocks)
-
-
-class _TorchCallback(ca.Callback):
-    """A CasADi function whose numbers come from a Python ``evaluate(*numpy_args)``."""
-
-    def __init__(self, name, sparsity_in, sparsity_out, evaluate, jacobian=None):
-        ca.Callback.__init__(self)
-        self._sparsity_in, self._sparsity_out = sparsity_in, sparsity_out
-        self._evaluate, self._jacobian = evaluate, jacobian
-        self.construct(name, {})
-
-    def get_n_in(self):
-        return len(self._sparsity_in)
-
-    def get_n_out(self):
-        return len(self._sparsity_out)
-
-    def get_sparsity_in(self, i):
-        return self._sparsity_in[i]
-
-    def get_sparsity_out(self, i):
-        return self._sparsity_out[i]
-
-    def eval(self, args):
-        outputs = self._evaluate(*[np.asarray(a.full()) for a in args])
-        return [ca.DM(sp, values) for sp, values in zip(self._sparsity_out, outputs)]
-
-    def has_jacobian(self):
-        return self._jacobian is not None
-
-    def get_jacobian(self, name, inames, onames, opts):
-        return self._jacobian
 
 
 class TorchOracle:
@@ -77,6 +47,7 @@ class TorchOracle:
         self.n_in, self.n_out, self.batch = n_in, n_out, batch
         self.device, self.dtype = device, dtype
         self.method, self._mlp, self._model = self._choose(module, method)
+        self._placed = {}
         self._point = None  # (u bytes, u tensor, y, state, jacobian)
         self.evaluations = {"forward": 0, "jacobian": 0, "hessian": 0}
         self._build_functions()
@@ -97,16 +68,16 @@ class TorchOracle:
         return "generic", None, model
 
     # numerical core -----------------------------------------------------------------
-    def _tensor(self, matrix: np.ndarray) -> torch.Tensor:
-        """CasADi (rows x K) column-per-sample matrix -> torch (K, rows)."""
-        return torch.as_tensor(np.ascontiguousarray(matrix.T), dtype=self.dtype, device=self.device)
+    def _tensor(self, flat: np.ndarray, rows: int) -> torch.Tensor:
+        """CasADi (rows x K) nonzeros, column-major (one sample after another) -> torch (K, rows)."""
+        return torch.tensor(flat, dtype=self.dtype, device=self.device).reshape(-1, rows)
 
     def _at(self, u: np.ndarray):
-        """Forward state at ``u`` (n_in x K), computed once per distinct point."""
+        """Forward state at ``u`` (nonzeros of the n_in x K input), computed once per point."""
         key = u.tobytes()
         if self._point is None or self._point[0] != key:
             self.evaluations["forward"] += 1
-            ut = self._tensor(u)
+            ut = self._tensor(u, self.n_in)
             with torch.no_grad():
                 if self._mlp is not None:
                     y, state = self._mlp.forward(ut)
@@ -116,7 +87,7 @@ class TorchOracle:
         return self._point
 
     def value(self, u: np.ndarray) -> torch.Tensor:
-        """y (K, n_out)."""
+        """y (K, n_out) at ``u``, the column-major values of the n_in x K input."""
         return self._at(u)[2]
 
     def jacobian_tensor(self, u: np.ndarray) -> torch.Tensor:
@@ -134,7 +105,7 @@ class TorchOracle:
     def hessian_tensor(self, u: np.ndarray, lam: np.ndarray) -> torch.Tensor:
         """Hessian of lam_k^T y_k with respect to u_k, per sample (K, n_in, n_in)."""
         point = self._at(u)
-        lam_t = self._tensor(lam)
+        lam_t = self._tensor(lam, self.n_out)
         self.evaluations["hessian"] += 1
         with torch.no_grad():
             if self._mlp is not None:
@@ -150,27 +121,49 @@ class TorchOracle:
         dense_u, dense_y = ca.Sparsity.dense(n, K), ca.Sparsity.dense(m, K)
         jac_sp, hess_sp = block_diagonal(m, n, K), block_diagonal(n, n, K)
 
-        def values(u):
-            return [_numpy(self.value(u))]
+        def values(inputs, outputs):
+            write(outputs[0], self.value(inputs[0]))
 
-        def jacobian(u, *_):
-            return [_numpy(self.jacobian_tensor(u).transpose(1, 2))]
+        def jacobian(inputs, outputs):
+            write(outputs[0], self.jacobian_tensor(inputs[0]).transpose(1, 2))
 
-        def hessian(u, lam):
-            return [_numpy(self.hessian_tensor(u, lam).transpose(1, 2))]
+        def hessian(inputs, outputs):
+            write(outputs[0], self.hessian_tensor(inputs[0], inputs[1]).transpose(1, 2))
 
-        tag = f"nncas_torch_{id(self):x}"
-        self._jacobian_callback = _TorchCallback(f"{tag}_jac", [dense_u, dense_y], [jac_sp], jacobian)
-        self._function_callback = _TorchCallback(f"{tag}_f", [dense_u], [dense_y], values,
-                                                 jacobian=self._jacobian_callback)
-        self._hessian_callback = _TorchCallback(f"{tag}_hess", [dense_u, dense_y], [hess_sp], hessian)
-        self.function = self._function_callback
-        U, L = ca.MX.sym("u", n, K), ca.MX.sym("lam", m, K)
+        self._tag = tag = f"nncas_torch_{id(self):x}"
+        self._jacobian_callback = BufferCallback(f"{tag}_jac", [dense_u, dense_y], [jac_sp], jacobian)
+        self.function = BufferCallback(f"{tag}_f", [dense_u], [dense_y], values,
+                                       jacobian=self._jacobian_callback)
+        self.hessian = BufferCallback(f"{tag}_hess", [dense_u, dense_y], [hess_sp], hessian)
+        U = ca.MX.sym("u", n, K)
         self.jacobian = ca.Function(f"{tag}_jacobian", [U], [self._jacobian_callback(U, ca.MX(m, K))],
                                     ["u"], ["jac"])
-        self.hessian = self._hessian_callback
 
+    def placed_jacobian(self, placement: Placement) -> ca.Function:
+        """u -> the Jacobian blocks (K, n_out, n_in) written into ``placement.sparsity``."""
+        gather = placement.on(self.device)
 
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    """Flattened float64 values in the order of a column-major block-diagonal sparsity."""
-    return tensor.detach().to("cpu", torch.float64).contiguous().numpy().reshape(-1)
+        def evaluate(inputs, outputs):
+            write(outputs[0], gather(self.jacobian_tensor(inputs[0])))
+
+        return self._keep("jac", placement, BufferCallback(
+            f"{self._tag}_placed_jac", [ca.Sparsity.dense(self.n_in, self.batch)],
+            [placement.sparsity], evaluate))
+
+    def placed_hessian(self, placement: Placement) -> ca.Function:
+        """(u, lam) -> the Hessian blocks (K, n_in, n_in) written into ``placement.sparsity``."""
+        gather = placement.on(self.device)
+
+        def evaluate(inputs, outputs):
+            write(outputs[0], gather(self.hessian_tensor(inputs[0], inputs[1])))
+
+        return self._keep("hess", placement, BufferCallback(
+            f"{self._tag}_placed_hess",
+            [ca.Sparsity.dense(self.n_in, self.batch), ca.Sparsity.dense(self.n_out, self.batch)],
+            [placement.sparsity], evaluate))
+
+    def _keep(self, kind: str, placement: Placement, callback: BufferCallback) -> BufferCallback:
+        """Hold a reference: CasADi fails on callbacks whose Python object was collected.
+        One per kind and placement, so rebuilding a solver does not accumulate them."""
+        self._placed[kind, placement.sparsity.hash(), placement.source.size] = callback
+        return callback
