@@ -1,0 +1,243 @@
+r"""Frequency surrogates: ``python -m power.surrogate --data D --width W --out M.h5``.
+
+The paper's Table 1 networks (SCOPF rows): tanh MLPs from 117 inputs to 37 outputs,
+
+    NN(x) = s_y \odot (W_L tanh(... tanh(W_1 (x - m_x) / s_x + b_1) ...) + b_L) + m_y,
+
+with L - 1 hidden layers of width h: (h, hidden layers, parameters) = (100, 1, 15,537),
+(500, 3, 578,537), (1000, 5, 4,159,037), (2000, 18, 68,344,037), (4000, 38, 592,768,037).
+The input and output scalings (m, s: training-set means and standard deviations, s = 1 for
+constant columns) are ``nncas.AffineScaling`` layers, so the stored network maps MW/MVAr
+straight to Hz and embeds as it is.
+
+Training minimises the mean squared error of the scaled outputs with full-batch Adam on a
+seeded 80/20 split of the samples (the paper trains on all 110 of its samples until the loss
+stays below 0.01 Hz^2; we keep 20% aside to report a validation error).  A checkpoint
+(``<out>.ckpt.pt``, written atomically) is saved every ``--checkpoint-every`` epochs and resumed
+from; the finished model goes to HDF5 with its metadata (layout in :func:`save_surrogate`).
+
+Data (``--data``): an HDF5 file from ``python -m power.sample``, or a folder holding the
+authors' ``10_10_gen_load_input_v2.pt`` (110 x 117) and ``10_10_freq_output_v2.pt``
+(110 x 37, Hz).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from nncas import AffineScaling
+from power.sample import read_samples, replaced_atomically
+
+FORMAT = "nncas-frequency-surrogate/1"
+HIDDEN_LAYERS = {100: 1, 500: 3, 1000: 5, 2000: 18, 4000: 38}  # paper Table 1, SCOPF rows
+AUTHORS_FILES = ("10_10_gen_load_input_v2.pt", "10_10_freq_output_v2.pt")
+DEFAULTS = {"epochs": 3000, "lr": 1e-3, "seed": 0, "validation": 0.2}
+
+
+def check_width(width: int) -> int:
+    if width not in HIDDEN_LAYERS:
+        raise ValueError(f"width {width} is not a paper width; choose one of {list(HIDDEN_LAYERS)}.")
+    return width
+
+
+def build_surrogate(n_in: int, n_out: int, width: int, hidden_layers: int | None = None,
+                    scaling=None) -> nn.Sequential:
+    """AffineScaling, Linear(n_in, h), [Tanh, Linear(h, h)] x (L - 2), Tanh, Linear(h, n_out),
+    AffineScaling (float64).  ``scaling`` = (m_x, s_x, m_y, s_y); identity when None."""
+    hidden = HIDDEN_LAYERS[check_width(width)] if hidden_layers is None else hidden_layers
+    m_x, s_x, m_y, s_y = scaling or (np.zeros(n_in), np.ones(n_in), np.zeros(n_out), np.ones(n_out))
+    layers: list[nn.Module] = [AffineScaling(1 / s_x, -m_x / s_x), nn.Linear(n_in, width)]
+    for _ in range(hidden - 1):
+        layers += [nn.Tanh(), nn.Linear(width, width)]
+    layers += [nn.Tanh(), nn.Linear(width, n_out), AffineScaling(s_y, m_y)]
+    return nn.Sequential(*layers).double()
+
+
+def n_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def load_data(path: str | Path) -> dict:
+    """``inputs`` (N x n_in), ``outputs`` (N x n_out, Hz), ``source`` and ``digest`` (SHA-256 of
+    the arrays) from a sample file or the authors' folder."""
+    path = Path(path)
+    if path.is_dir():
+        files = [path / name for name in AUTHORS_FILES]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ValueError(f"{path} is a folder but lacks {', '.join(missing)}; give the folder with "
+                             "the authors' .pt files or an HDF5 file from `python -m power.sample`.")
+        x, y = (torch.load(f, weights_only=True).to(torch.float64).numpy() for f in files)
+        source = "authors"
+    else:
+        samples = read_samples(path)
+        x, y, source = samples["inputs"], samples["outputs"], "power.sample"
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or len(x) < 5:
+        raise ValueError(f"{path}: need matching 2-D inputs and outputs with at least 5 rows, "
+                         f"got {x.shape} and {y.shape}.")
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes())
+    return {"inputs": x, "outputs": y, "source": source, "path": path.name, "digest": digest.hexdigest()}
+
+
+def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(fraction * n))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _scaling(x: np.ndarray, y: np.ndarray):
+    def std(a):
+        s = a.std(axis=0)
+        return np.where(s > 1e-9 * np.maximum(1.0, np.abs(a).max(axis=0)), s, 1.0)
+    return x.mean(axis=0), std(x), y.mean(axis=0), std(y)
+
+
+def _rmse(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    if len(x) == 0:
+        return float("nan")
+    with torch.no_grad():
+        return float(torch.sqrt(torch.mean((net(x) - y) ** 2)))
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    with replaced_atomically(path, keep=False) as tmp:
+        torch.save(state, tmp)
+
+
+def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3, seed: int = 0,
+                    validation: float = 0.2, checkpoint: str | Path | None = None,
+                    checkpoint_every: int = 200, log=print) -> tuple[nn.Sequential, dict]:
+    """Train the width-``width`` surrogate on ``data`` (:func:`load_data`); returns ``(net, meta)``.
+    Full-batch Adam, so a run resumed from ``checkpoint`` equals an uninterrupted one."""
+    x_all, y_all = data["inputs"], data["outputs"]
+    train, val = _split(len(x_all), validation, seed)
+    scaling = _scaling(x_all[train], y_all[train])
+    config = {"width": check_width(width), "hidden_layers": HIDDEN_LAYERS[width], "lr": lr, "seed": seed,
+              "validation": validation, "data_digest": data["digest"], "epochs": epochs}
+    torch.manual_seed(seed)
+    net = build_surrogate(x_all.shape[1], y_all.shape[1], width, scaling=scaling)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    start = 0
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=True)
+        if state["config"] != config:
+            raise ValueError(f"checkpoint {checkpoint} was made with {state['config']}, not {config}; "
+                             "delete it or train with the same settings.")
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["epoch"]
+        log(f"resuming width {width} from {checkpoint} after epoch {start}")
+    x, y = torch.from_numpy(x_all), torch.from_numpy(y_all)
+    inner = net[1:-1]  # the MLP between the scalings: trained on scaled data
+    xs = (x - torch.from_numpy(scaling[0])) / torch.from_numpy(scaling[1])
+    ys = (y - torch.from_numpy(scaling[2])) / torch.from_numpy(scaling[3])
+    tic = time.perf_counter()
+    for epoch in range(start, epochs):
+        loss = torch.mean((inner(xs[train]) - ys[train]) ** 2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        done = epoch + 1
+        if done % max(1, epochs // 10) == 0 or done == epochs:
+            log(f"  epoch {done}/{epochs}: scaled loss {loss.item():.3e}, train RMSE "
+                f"{_rmse(net, x[train], y[train]):.4f} Hz, validation RMSE {_rmse(net, x[val], y[val]):.4f} Hz, "
+                f"{time.perf_counter() - tic:.1f} s")
+        if checkpoint is not None and (done % checkpoint_every == 0 or done == epochs):
+            _save_checkpoint(checkpoint, {"config": config, "epoch": done, "model": net.state_dict(),
+                                          "optimizer": optimizer.state_dict()})
+    net.eval()
+    meta = {**config, "train_rmse_hz": _rmse(net, x[train], y[train]),
+            "validation_rmse_hz": _rmse(net, x[val], y[val]), "n_train": len(train), "n_validation": len(val),
+            "data_source": data["source"], "data_file": data["path"],
+            "n_inputs": x_all.shape[1], "n_outputs": y_all.shape[1]}
+    return net, meta
+
+
+def save_surrogate(path: str | Path, net: nn.Module, meta: dict) -> None:
+    """HDF5: ``/state/<name>`` per ``state_dict`` entry (scalings included); attributes
+    ``format``, ``n_parameters``, ``torch_version`` and ``meta`` (str/int/float values).
+    Written to a temporary file that replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_atomically(path, keep=False) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["n_parameters"] = n_parameters(net)
+        f.attrs["torch_version"] = str(torch.__version__)
+        for key, value in meta.items():
+            f.attrs[key] = value
+        for name, tensor in net.state_dict().items():
+            f.create_dataset(f"state/{name}", data=tensor.detach().cpu().numpy())
+
+
+def load_surrogate(path: str | Path) -> tuple[nn.Sequential, dict]:
+    """Rebuild the surrogate stored at ``path`` (float64, eval mode); returns ``(net, meta)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no surrogate at {path}; train one with "
+                                f"`python -m power.surrogate --data D --width W --out {path}`.")
+    try:
+        with h5py.File(path, "r") as f:
+            meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+            state = {name: torch.from_numpy(f["state"][name][()]) for name in f["state"]}
+    except (OSError, KeyError) as err:
+        raise ValueError(f"{path} is not a readable surrogate file ({err}).") from err
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}.")
+    net = build_surrogate(int(meta["n_inputs"]), int(meta["n_outputs"]), int(meta["width"]),
+                          int(meta["hidden_layers"]))
+    net.load_state_dict(state)
+    net.eval()
+    return net, meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m power.surrogate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="sample HDF5 file or the folder with the authors' .pt files")
+    parser.add_argument("--width", type=int, default=100, help=f"one of {list(HIDDEN_LAYERS)}")
+    parser.add_argument("--out", required=True, help="HDF5 file to write")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--validation", type=float, default=DEFAULTS["validation"],
+                        help="fraction of samples kept for validation")
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    checkpoint = out.with_name(out.name + ".ckpt.pt")
+    try:
+        data = load_data(args.data)
+        check_width(args.width)
+        if not 0 <= args.validation < 1:
+            raise ValueError("--validation must be in [0, 1).")
+        print(f"training width {args.width} ({HIDDEN_LAYERS[args.width]} hidden layers) on "
+              f"{len(data['inputs'])} samples from {data['path']} -> {out}")
+        net, meta = train_surrogate(data, args.width, args.epochs, args.lr, args.seed, args.validation,
+                                    checkpoint, args.checkpoint_every)
+        save_surrogate(out, net, meta)
+        checkpoint.unlink(missing_ok=True)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to resume from {checkpoint}.", file=sys.stderr)
+        return 130
+    print(json.dumps({k: meta[k] for k in ("width", "train_rmse_hz", "validation_rmse_hz")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
