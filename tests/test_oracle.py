@@ -12,6 +12,9 @@ NETS = {
     "tanh-softmax": lambda: zoo.mlp([6, 9, 7, 4], nn.Tanh, head=lambda: nn.Softmax(dim=-1)),
     "sigmoid": lambda: zoo.mlp([6, 8, 8, 3], nn.Sigmoid),
     "gelu-logsoftmax": lambda: zoo.mlp([6, 8, 4], nn.GELU, head=lambda: nn.LogSoftmax(dim=-1)),
+    # scaled input into a narrower first layer: tangents start in the 3 first-layer coordinates
+    "narrowing": lambda: nn.Sequential(nncas.AffineScaling(np.linspace(0.5, 2, 6), np.zeros(6)),
+                                       zoo.mlp([6, 3, 5, 4], nn.SiLU, head=lambda: nn.LogSoftmax(dim=-1))),
 }
 
 
@@ -43,6 +46,21 @@ def test_block_diagonal_derivatives_match_torch_func(name, method, batch):
     # nothing outside the diagonal blocks
     assert oracle.jacobian.sparsity_out(0).nnz() == batch * m * n
     assert oracle.hessian.sparsity_out(0).nnz() == batch * n * n
+
+
+@pytest.mark.parametrize("widths", [[80, 100, 70, 5], [100, 70, 90, 4]])
+def test_symmetric_rank_k_accumulation_matches_torch_func(widths):
+    """With >= 64 tangent coordinates (80 inputs; or 100 inputs narrowed to 70 by the first
+    layer) the CPU Hessian is summed by BLAS syrk; it must still equal torch.func's."""
+    net = zoo.mlp(widths, nn.Tanh, head=lambda: nn.Softmax(dim=-1))
+    opti = ca.Opti()
+    _, form = nncas.add_predictor(opti, net, opti.variable(widths[0], 2), formulation="graybox")
+    rng = np.random.default_rng(5)
+    U, LAM = rng.normal(size=(widths[0], 2)), rng.normal(size=(widths[-1], 2))
+    H = form.oracle.hessian_tensor(U.T.ravel(), LAM.T.ravel()).numpy()
+    for k in range(2):
+        _, _, hess = zoo.torch_derivatives(net, U[:, k], LAM[:, k])
+        np.testing.assert_allclose(H[k], hess, rtol=1e-10, atol=1e-13)
 
 
 def test_one_forward_pass_per_point():

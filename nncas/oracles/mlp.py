@@ -5,17 +5,21 @@ optionally ending in a softmax or log-softmax head :math:`y = h(z_L)`.
 
 - Jacobian, reverse mode (cost :math:`2 m P` for m outputs and P weights):
   :math:`G \leftarrow G\,\mathrm{diag}(\sigma'(z_l))`, :math:`G \leftarrow G W_l`, from :math:`G = \partial h`.
-- Hessian of :math:`\lambda^T y` (cost :math:`2 n P + 2 n^2 \sum_l \mathrm{width}_l`):
+- Hessian of :math:`\lambda^T y` (cost about :math:`2 r P + 2 r^2 \sum_l \mathrm{width}_l` in r
+  coordinates: the n inputs, or the first layer's outputs when that layer narrows, plus
+  :math:`2 r n (r + n)` to map back):
   with forward tangents :math:`T_l = \partial z_l / \partial u` and the adjoints
   :math:`\bar a_l = \partial(\lambda^T y)/\partial a_l`,
 
   .. math:: H = \sum_l T_l^T \mathrm{diag}(\sigma_l''(z_l) \odot \bar a_l) T_l + T_L^T \nabla^2 (\lambda^T h) T_L.
 
-Tensors carry a leading batch axis K; tangents are stored transposed, (K, n, width).
+Tensors carry a leading batch axis K; tangents are stored transposed, (K, r, width).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy.linalg import blas
 from torch.func import jvp
 
 from ..layers import TORCH_OPS, Affine, Elementwise, LogSoftmax, Scale, Softmax
@@ -53,6 +57,23 @@ class StructuredMLP:
                 self.steps.append(("act", layer))
             else:
                 self.steps.append(("head", layer))
+        self._start, self._input_map = self._narrowing_input_map(device, dtype)
+        self._coordinates = self.n_in if self._input_map is None else self._input_map.shape[0]
+
+    def _narrowing_input_map(self, device, dtype):
+        """The leading affine layers as one matrix M (r x n_in) when they narrow (r < n_in).
+
+        Tangents then start in the r coordinates z = M u + b, and H = M^T H_z M, which saves
+        work when the first layer is narrower than the input (e.g. 784 pixels into 512).
+        """
+        count, M = 0, torch.eye(self.n_in, dtype=dtype, device=device)
+        while count < len(self.steps) and self.steps[count][0] == "affine":
+            _, weight, scale, _ = self.steps[count]
+            M = weight @ M if weight is not None else scale[:, None] * M
+            count += 1
+        if count == 0 or M.shape[0] >= self.n_in:
+            return 0, None
+        return count, M
 
     # forward pass -------------------------------------------------------------------
     def forward(self, u: torch.Tensor):
@@ -84,12 +105,6 @@ class StructuredMLP:
         return g @ weight if weight is not None else g * scale
 
     @staticmethod
-    def _pushforward(step, tangent):
-        """Transposed tangents through an affine layer: (K, n, in) -> (K, n, out)."""
-        _, weight, scale, _ = step
-        return tangent @ weight.T if weight is not None else tangent * scale
-
-    @staticmethod
     def _head_jacobian(layer, z):
         """dh/dz (K, m, m) of the softmax or log-softmax head at z (K, m)."""
         s = torch.softmax(z, dim=-1)
@@ -108,12 +123,6 @@ class StructuredMLP:
             return -total * (torch.diag_embed(s) - s[:, :, None] * s[:, None, :])
         v = s * (lam - (lam * s).sum(-1, keepdim=True))
         return torch.diag_embed(v) - v[:, :, None] * s[:, None, :] - s[:, :, None] * v[:, None, :]
-
-    @staticmethod
-    def _first_tangent(step):
-        """Transposed tangent of the first affine layer: W^T (the identity pushed through)."""
-        _, weight, scale, _ = step
-        return weight.T if weight is not None else torch.diag(scale)
 
     def _backward(self, state):
         """Steps in reverse order, each with its saved state (None for affine layers)."""
@@ -136,33 +145,122 @@ class StructuredMLP:
 
     def hessian(self, state, lam):
         """Hessian of lam^T y with respect to u (K, n, n)."""
-        # reverse sweep: c_l = sigma''(z_l) * adjoint of a_l
-        curvature_weights, adj = [], lam[:, None, :]
+        weights = iter(self._curvature_weights(state, lam))
+        saved_states = iter(state)
+        K, r = lam.shape[0], self._coordinates
+        tangent = _Tangent(torch.ones(K, r, dtype=lam.dtype, device=lam.device))
+        gram = _Gram(K, r, lam.dtype, lam.device)
+        for index, step in enumerate(self.steps):
+            if index < self._start:
+                continue
+            if step[0] == "affine":
+                tangent.push(step)
+                continue
+            saved = next(saved_states)
+            if step[0] == "act":
+                tangent.accumulate(gram, next(weights))
+                tangent.scale(saved[1])
+            else:
+                tangent.accumulate_head(gram, self._head_hessian(step[1], saved[1], lam))
+        hess = gram.total()
+        if self._input_map is None:
+            return hess
+        return self._input_map.T @ (hess @ self._input_map)
+
+    def _curvature_weights(self, state, lam):
+        """sigma''(z_l) * (adjoint of a_l) per activation layer, in forward order."""
+        weights, adj = [], lam[:, None, :]
         for step, saved in self._backward(state):
             if step[0] == "affine":
                 adj = self._pullback(step, adj)
             elif step[0] == "act":
-                curvature_weights.append(saved[2] * adj[:, 0, :])
+                weights.append(saved[2] * adj[:, 0, :])
                 adj = adj * saved[1][:, None, :]
             else:
                 adj = adj @ self._head_jacobian(step[1], saved[1])
-        curvature_weights.reverse()
-        # forward sweep with tangents T (K, n, width), starting from the identity
-        K = lam.shape[0]
-        eye = torch.eye(self.n_in, dtype=lam.dtype, device=lam.device)
-        tangent = eye.expand(K, -1, -1)
-        hess = torch.zeros(K, self.n_in, self.n_in, dtype=lam.dtype, device=lam.device)
-        weights, saved_states = iter(curvature_weights), iter(state)
-        for index, step in enumerate(self.steps):
-            if step[0] == "affine":
-                tangent = (self._first_tangent(step).expand(K, -1, -1) if index == 0
-                           else self._pushforward(step, tangent))
-                continue
-            saved = next(saved_states)
-            if step[0] == "act":
-                c = next(weights)
-                hess += (tangent * c[:, None, :]) @ tangent.transpose(1, 2)
-                tangent = tangent * saved[1][:, None, :]
-            else:
-                hess += tangent @ self._head_hessian(step[1], saved[1], lam) @ tangent.transpose(1, 2)
-        return hess
+        weights.reverse()
+        return weights
+
+
+class _Tangent:
+    r"""Transposed tangents :math:`\hat T = (\partial z / \partial v)^T`, (K, r, width), for
+    coordinates v of dimension r; kept as a diagonal (K, r) until the first weight matrix."""
+
+    def __init__(self, diagonal: torch.Tensor):
+        self.diagonal, self.dense = diagonal, None
+
+    def push(self, step):
+        """Through an affine layer."""
+        _, weight, scale, _ = step
+        if self.dense is not None:
+            self.dense = self.dense @ weight.T if weight is not None else self.dense * scale
+        elif weight is not None:
+            self.dense, self.diagonal = self.diagonal[:, :, None] * weight.T, None
+        else:
+            self.diagonal = self.diagonal * scale
+
+    def scale(self, slope):
+        """Through an elementwise activation with derivative ``slope`` (K, width)."""
+        if self.dense is not None:
+            self.dense = self.dense * slope[:, None, :]
+        else:
+            self.diagonal = self.diagonal * slope
+
+    def accumulate(self, gram: "_Gram", c):
+        """Add T^T diag(c) T."""
+        if self.dense is not None:
+            gram.add(self.dense, c)
+        else:
+            gram.dense += torch.diag_embed(c * self.diagonal ** 2)
+
+    def accumulate_head(self, gram: "_Gram", head_hessian):
+        """Add T^T H_head T."""
+        if self.dense is not None:
+            gram.dense += self.dense @ head_hessian @ self.dense.transpose(1, 2)
+        else:
+            gram.dense += self.diagonal[:, :, None] * head_hessian * self.diagonal[:, None, :]
+
+
+class _Gram:
+    r"""The sum :math:`\sum_l \hat T_l \,\mathrm{diag}(c_l)\, \hat T_l^T` over layers, (K, r, r).
+
+    On a CPU with r >= ``SYRK_MIN`` the columns of all layers are gathered by the sign of c,
+    scaled by :math:`\sqrt{|c|}`, and summed with two BLAS symmetric rank-k updates
+    (``syrk``: :math:`P P^T - N N^T`, one triangle, half the flops of a matrix product);
+    elsewhere (GPU, small r) each layer is one batched matrix product.
+    """
+
+    SYRK_MIN = 64
+
+    def __init__(self, K, r, dtype, device):
+        self.dense = torch.zeros(K, r, r, dtype=dtype, device=device)
+        self._syrk = (device.type == "cpu" and r >= self.SYRK_MIN
+                      and dtype in (torch.float32, torch.float64))
+        self._positive = [[] for _ in range(K)]
+        self._negative = [[] for _ in range(K)]
+
+    def add(self, tangent, c):
+        if not self._syrk:
+            self.dense += (tangent * c[:, None, :]) @ tangent.transpose(1, 2)
+            return
+        root = c.abs().sqrt()
+        for k in range(c.shape[0]):
+            positive = c[k] > 0
+            self._positive[k].append(tangent[k][:, positive] * root[k][positive])
+            self._negative[k].append(tangent[k][:, ~positive] * root[k][~positive])
+
+    def total(self):
+        """The symmetric sum, both triangles filled."""
+        if not self._syrk:
+            return self.dense
+        syrk = blas.dsyrk if self.dense.dtype == torch.float64 else blas.ssyrk
+        for k in range(self.dense.shape[0]):
+            upper = np.zeros(self.dense.shape[1:], dtype=self.dense.numpy().dtype, order="F")
+            for columns, sign in ((self._positive[k], 1.0), (self._negative[k], -1.0)):
+                if columns and sum(block.shape[1] for block in columns):
+                    # (r, q) C-ordered is (q, r) F-ordered: trans=1 gives a^T a = P P^T
+                    a = torch.cat(columns, dim=1).numpy().T
+                    upper = syrk(sign, a, beta=1.0, c=upper, trans=1, overwrite_c=1)
+            upper = torch.from_numpy(upper)
+            self.dense[k] += upper + upper.T - torch.diag_embed(upper.diagonal())
+        return self.dense
