@@ -1,0 +1,83 @@
+"""Sampling: physical samples, a run killed mid-way resumes to the same data, dask LocalCluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from power.sample import SampleConfig, Sampler, evaluate_sample, read_samples, run
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = SampleConfig("example", t_end_s=10.0)
+
+
+def _count(path: Path) -> int:
+    try:
+        with h5py.File(path, "r") as f:
+            return f["index"].shape[0]
+    except (OSError, KeyError):
+        return 0
+
+
+def test_samples_are_power_flows_within_the_spread():
+    sampler = Sampler(CONFIG)
+    sample = sampler.evaluate(3)
+    assert sample.ok
+    net = sampler.net
+    pd = sample.inputs[-len(net.loads):]
+    nominal = np.array([d.pd_mw for d in net.loads])
+    assert np.all(np.abs(pd / nominal - 1) <= 0.1 + 1e-12)
+    pg = sample.inputs[:len(net.generators)]
+    assert pg.sum() >= pd.sum()  # generation covers load plus losses
+    assert sample.outputs.shape == (3,) and np.all(sample.outputs < 60.0)
+
+
+def test_killed_run_resumes_without_losing_or_repeating_samples(tmp_path):
+    out = tmp_path / "samples.h5"
+    cmd = [sys.executable, "-m", "power.sample", "example", str(out), "-n", "12", "--workers", "1",
+           "--batch", "1", "--t-end", "10"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while _count(out) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = _count(out)
+    assert 3 <= partial < 12, "the run should have been killed part-way"
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{partial} present, computing {12 - partial}" in done.stdout
+    data = read_samples(out)
+    np.testing.assert_array_equal(data["index"], np.arange(12))
+    for k in (0, partial - 1, 11):
+        expected = evaluate_sample(CONFIG, k)
+        np.testing.assert_allclose(data["inputs"][k], expected.inputs, rtol=1e-9)
+        np.testing.assert_allclose(data["outputs"][k], expected.outputs, rtol=1e-9)
+    assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_other_settings_refuse_to_extend_a_file(tmp_path):
+    out = tmp_path / "s.h5"
+    run(CONFIG, out, 1, log=lambda *_: None)
+    with pytest.raises(ValueError, match="use another output file or the same settings"):
+        run(SampleConfig("example", seed=1, t_end_s=10.0), out, 2, log=lambda *_: None)
+
+
+def test_dask_local_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "dask.h5"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        added = run(CONFIG, out, 3, batch=2, scheduler=cluster.scheduler_address, log=lambda *_: None)
+    assert added == 3
+    data = read_samples(out)
+    np.testing.assert_array_equal(data["index"], [0, 1, 2])
+    np.testing.assert_allclose(data["outputs"][1], evaluate_sample(CONFIG, 1).outputs, rtol=1e-9)
