@@ -1,0 +1,370 @@
+"""The paper's Tables 2-4 side by side: formulations x backends x sizes, on CPU or GPU.
+
+    python -m benchmarks.paper --problem mnist --sizes 128,512 \\
+        --formulations full,reduced,graybox --backends torch,l4casadi --device cpu \\
+        --time-limit 600 --out docs/paper_cpu
+
+Every cell (problem, size, formulation, backend, device) runs in its own process and records
+structure (variables, constraints, Jacobian and Hessian nonzeros), status, objective,
+iterations, solve time, time per iteration and the shares of function, Jacobian, Hessian and
+solver time. Each finished cell is appended to ``OUT/results.jsonl`` at once, so an
+interrupted run keeps what it finished and a rerun skips finished cells. A cell that passes
+``--time-limit`` (IPOPT's wall-time limit, and a hard stop a little later) is recorded as such.
+``OUT/tables.md`` and ``OUT/*.png`` (log-log plots) are rendered from all recorded cells.
+
+Formulations: ``full`` (start values from a forward pass), ``full-cold`` (every intermediate
+variable starts at 0), ``full-bounds`` (interval bounds on intermediates from the input box),
+``reduced`` (one nested expression), ``graybox`` (with each of ``--backends``).
+
+Problems: ``mnist`` (paper problem 7; sizes are hidden widths of Table 1; classifiers are
+trained once and cached, see ``vision.train``) and ``scopf`` (paper problem 8; sizes are
+surrogate widths, see ``power.tscopf``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+FORMULATIONS = ("full", "full-cold", "full-bounds", "reduced", "graybox")
+BACKENDS = ("torch", "l4casadi")
+PROBLEMS = ("mnist", "scopf")
+GRACE_S = 60  # after IPOPT's own wall-time limit, before the cell's process is stopped
+
+
+# problems ------------------------------------------------------------------------------
+def _solve(opti, time_limit):
+    """Solve with nncas.solver under IPOPT's wall-time limit; returns problem_stats as dict."""
+    import nncas
+
+    options = {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": False,
+               "ipopt.max_wall_time": float(time_limit), "ipopt.max_iter": 10000}
+    build = nncas.solver(opti, "ipopt", options)
+    try:
+        sol = opti.solve()
+    except RuntimeError:  # not converged or stopped: keep what IPOPT reports
+        sol = opti.debug
+    stats = nncas.problem_stats(opti, sol).as_dict()
+    stats["solver_build_s"] = build
+    return stats
+
+
+def _embed(opti, net, x, formulation, backend, device, input_bounds):
+    """add_predictor for one of FORMULATIONS; returns y."""
+    import nncas
+
+    if formulation == "graybox":
+        y, _ = nncas.add_predictor(opti, net, x, formulation="graybox", backend=backend, device=device)
+        return y
+    if formulation == "reduced":
+        return nncas.add_predictor(opti, net, x, formulation="reduced")[0]
+    bounds = input_bounds if formulation == "full-bounds" else None
+    y, form = nncas.add_predictor(opti, net, x, formulation="full", input_bounds=bounds)
+    if formulation == "full-cold":
+        for variable in form.variables:
+            opti.set_initial(variable, 0)
+    return y
+
+
+def mnist_cell(size, formulation, backend, device, time_limit):
+    """Paper problem 7 on test image 0, target (label + 1) mod 10, width-``size`` classifier."""
+    import copy
+
+    import casadi as ca
+    import numpy as np
+
+    from vision.adversarial import THRESHOLD, check_request
+    from vision.data import as_inputs, load_mnist
+    from vision.train import ensure_classifier
+
+    data = load_mnist()
+    _, target = check_request(0, None, data.test_labels)
+    net, meta = ensure_classifier(size, data=data)
+    x_ref = as_inputs(data.test_images[:1])[0].astype(np.float64)
+    tic = time.perf_counter()
+    opti = ca.Opti()
+    x = opti.variable(x_ref.size)
+    opti.set_initial(x, x_ref)
+    y = _embed(opti, copy.deepcopy(net).double().eval(), x, formulation, backend, device, (0.0, 1.0))
+    opti.subject_to(y[target] >= THRESHOLD)
+    opti.subject_to(opti.bounded(0, x, 1))
+    opti.minimize(ca.sumsqr(x - x_ref))
+    build = time.perf_counter() - tic
+    return {"params": meta["n_parameters"], "build_s": build, **_solve(opti, time_limit)}
+
+
+def scopf_cell(size, formulation, backend, device, time_limit):
+    """Paper problem 8 on Hawaii 37 with the width-``size`` frequency surrogate."""
+    from power import tscopf
+
+    tic = time.perf_counter()
+    problem = tscopf.benchmark_problem(size, formulation=_base(formulation), backend=backend,
+                                       device=device, cold=formulation == "full-cold",
+                                       bounds=formulation == "full-bounds")
+    build = time.perf_counter() - tic
+    return {"params": problem.n_parameters, "build_s": build, **_solve(problem.opti, time_limit)}
+
+
+def _base(formulation):
+    return "full" if formulation.startswith("full") else formulation
+
+
+# cells ---------------------------------------------------------------------------------
+def cell_key(cell: dict) -> tuple:
+    return tuple(cell[k] for k in ("problem", "size", "formulation", "backend", "device"))
+
+
+def _run_cell(cell, threads, queue):
+    """Child process: solve one cell and put its record (or the error) on ``queue``."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    run = {"mnist": mnist_cell, "scopf": scopf_cell}[cell["problem"]]
+    try:
+        queue.put({"ok": run(cell["size"], cell["formulation"], cell["backend"], cell["device"],
+                             cell["time_limit_s"])})
+    except Exception as error:  # reported in the record, the run goes on with the next cell
+        queue.put({"error": f"{type(error).__name__}: {error}"})
+
+
+def run_cell(cell: dict, threads: int | None) -> dict:
+    """Run ``cell`` in a fresh process; a record with status, or 'time_limit' / 'error'."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_run_cell, args=(cell, threads, queue), daemon=True)
+    tic = time.perf_counter()
+    process.start()
+    deadline = tic + cell["time_limit_s"] + GRACE_S
+    outcome = None
+    while outcome is None and time.perf_counter() < deadline:
+        try:
+            outcome = queue.get(timeout=1.0)
+        except Exception:  # queue.Empty: still running
+            if not process.is_alive():
+                outcome = {"error": f"the cell's process died (exit code {process.exitcode})"}
+    if outcome is None:
+        process.kill()
+        outcome = {"error": None, "time_limit": True}
+    process.join(5)
+    wall = time.perf_counter() - tic
+    record = {**cell, "wall_s": wall}
+    if "ok" in outcome:
+        stats = outcome["ok"]
+        iterations = max(stats.get("iterations", 0), 1)
+        record.update(stats, per_iteration_s=stats["total_s"] / iterations)
+        if stats["status"] in ("Maximum_WallTime_Exceeded", "Maximum_CpuTime_Exceeded"):
+            record["time_limit"] = True
+    elif outcome.get("time_limit"):
+        record.update(status="time_limit", time_limit=True)
+    else:
+        record.update(status="error", error=outcome["error"])
+    return record
+
+
+def machine() -> dict:
+    """What the cells ran on."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": sys.version.split()[0]}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def load_records(path: Path) -> list[dict]:
+    """Records of a results file; a torn last line (interrupted write) is ignored."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def append_record(path: Path, record: dict):
+    with open(path, "a") as out:
+        out.write(json.dumps(record) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+# rendering -----------------------------------------------------------------------------
+def _label(r):
+    return r["formulation"] + (f" {r['backend']}/{r['device']}" if r["formulation"] == "graybox" else "")
+
+
+def _outcome(r):
+    if r.get("status") == "error":
+        return "error"
+    if r.get("time_limit"):
+        return f"> {r['time_limit_s']:.0f} s"
+    mark = "" if r.get("success") else f" ({r['status']})"
+    return f"{r['total_s']:.1f} s, {r['iterations']} it{mark}"
+
+
+def tables(records: list[dict]) -> str:
+    """Markdown: Table 2 (structure), Table 3 (time and iterations), Table 4 (time shares)."""
+    lines = []
+    for problem in sorted({r["problem"] for r in records}):
+        rows = [r for r in records if r["problem"] == problem]
+        labels = sorted({_label(r) for r in rows}, key=lambda s: (FORMULATIONS.index(s.split()[0]), s))
+        sizes = sorted({r["size"] for r in rows})
+        by = {(r["size"], _label(r)): r for r in rows}
+        params = {r["size"]: r.get("params") for r in rows if r.get("params")}
+
+        lines += [f"## {problem}: structure (Table 2)", "",
+                  "| size | params | formulation | variables | constraints | Jacobian nnz | Hessian nnz |",
+                  "|---|---|---|---|---|---|---|"]
+        for size in sizes:
+            for label in labels:
+                r = by.get((size, label))
+                if r and "n_variables" in r:
+                    lines.append(f"| {size} | {params.get(size, 0):,} | {label} | {r['n_variables']:,} | "
+                                 f"{r['n_constraints']:,} | {r['jac_nnz']:,} | {r['hess_nnz']:,} |")
+        lines += ["", f"## {problem}: solve time and iterations (Table 3)", "",
+                  "| size | params | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+        for size in sizes:
+            cells = [_outcome(by[size, label]) if (size, label) in by else "" for label in labels]
+            lines.append(f"| {size} | {params.get(size, 0):,} | " + " | ".join(cells) + " |")
+        lines += ["", f"## {problem}: share of time (Table 4): function / Jacobian / Hessian / solver", "",
+                  "| size | formulation | function | Jacobian | Hessian | solver | per iteration |",
+                  "|---|---|---|---|---|---|---|"]
+        for size in sizes:
+            for label in labels:
+                r = by.get((size, label))
+                if r and "shares" in r:
+                    s = r["shares"]
+                    lines.append(f"| {size} | {label} | {s['function'] + s['gradient']:.0%} | "
+                                 f"{s['jacobian']:.0%} | {s['hessian']:.0%} | {s['solver']:.0%} | "
+                                 f"{1e3 * r['per_iteration_s']:.1f} ms |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plots(records: list[dict], out: Path) -> list[Path]:
+    """Log-log solve time and time per iteration against parameters, one line per formulation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for problem in sorted({r["problem"] for r in records}):
+        rows = [r for r in records if r["problem"] == problem and "total_s" in r and r.get("params")]
+        if not rows:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for label in sorted({_label(r) for r in rows}):
+            series = sorted((r["params"], r["total_s"], r["per_iteration_s"], r.get("time_limit", False))
+                            for r in rows if _label(r) == label)
+            p = [s[0] for s in series]
+            for ax, column in zip(axes, (1, 2)):
+                ax.loglog(p, [s[column] for s in series], marker="o", label=label)
+        for ax, title in zip(axes, ("solve time [s]", "time per iteration [s]")):
+            ax.set_xlabel("network parameters")
+            ax.set_title(f"{problem}: {title}")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"{problem}_times.png"
+        tmp = path.with_name(path.stem + ".tmp.png")
+        fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def render(out: Path):
+    records = load_records(out / "results.jsonl")
+    machines = {json.dumps(r["machine"], sort_keys=True) for r in records if "machine" in r}
+    header = ["# Paper tables, as measured", "",
+              "Generated by `python -m benchmarks.paper` from `results.jsonl` in this folder "
+              "(times in seconds of wall clock; `> S s`: stopped at the time limit).", "",
+              "Machines:"] + [f"- `{m}`" for m in sorted(machines)] + [""]
+    text = "\n".join(header) + "\n" + tables(records)
+    tmp = out / "tables.md.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, out / "tables.md")
+    plots(records, out)
+    return text
+
+
+# command line --------------------------------------------------------------------------
+def _list(text, allowed, what):
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in items if s not in allowed]
+    if bad:
+        raise SystemExit(f"unknown {what} {', '.join(bad)}; choose from {', '.join(allowed)}.")
+    return items
+
+
+def cells(problem, sizes, formulations, backends, device, time_limit):
+    out = []
+    for size in sizes:
+        for formulation in formulations:
+            for backend in (backends if formulation == "graybox" else ["-"]):
+                out.append({"problem": problem, "size": size, "formulation": formulation,
+                            "backend": backend, "device": device if formulation == "graybox" else "cpu",
+                            "time_limit_s": time_limit})
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.paper", description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", choices=PROBLEMS, required=True)
+    parser.add_argument("--sizes", required=True, help="comma-separated widths, e.g. 128,512")
+    parser.add_argument("--formulations", default="full,reduced,graybox",
+                        help=f"comma-separated, from {', '.join(FORMULATIONS)}")
+    parser.add_argument("--backends", default="torch", help="gray-box backends: torch,l4casadi")
+    parser.add_argument("--device", default="cpu", help="gray-box device: cpu or cuda")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per cell")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per cell")
+    parser.add_argument("--out", required=True, help="folder for results.jsonl, tables.md, plots")
+    parser.add_argument("--render-only", action="store_true", help="only re-render tables and plots")
+    args = parser.parse_args(argv)
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--sizes {args.sizes!r}: give comma-separated integers, e.g. 128,512.")
+    formulations = _list(args.formulations, FORMULATIONS, "formulation")
+    backends = _list(args.backends, BACKENDS, "backend")
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise SystemExit(f"--device {args.device!r}: use cpu or cuda.")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    if not args.render_only:
+        done = {cell_key(r) for r in load_records(results)}
+        todo = [c for c in cells(args.problem, sizes, formulations, backends, args.device, args.time_limit)
+                if cell_key(c) not in done]
+        info = machine()
+        print(f"{len(todo)} cells to run ({len(done)} recorded in {results}); machine: {info}", flush=True)
+        for index, cell in enumerate(todo, 1):
+            print(f"[{index}/{len(todo)}] {cell['problem']} {cell['size']} {cell['formulation']} "
+                  f"{cell['backend']} {cell['device']} ...", end=" ", flush=True)
+            record = {**run_cell(cell, args.threads), "machine": info, "threads": args.threads}
+            append_record(results, record)
+            print(_outcome(record) if record.get("status") != "error" else f"error: {record['error']}",
+                  flush=True)
+    print(render(out))
+
+
+if __name__ == "__main__":
+    main()
