@@ -53,9 +53,11 @@ class TscopfHandles:
 
 def build_tscopf(case: GoC1Case, net: torch.nn.Module, formulation: str = "reduced",
                  backend: str = "torch", device: str = "cpu", min_frequency_hz: float | None = MIN_FREQUENCY_HZ,
-                 **oracle_options) -> tuple[ca.Opti, TscopfHandles]:
+                 x0: np.ndarray | None = None, **oracle_options) -> tuple[ca.Opti, TscopfHandles]:
     """The problem of the module doc as a ``casadi.Opti`` (objective, constraints, start point);
-    ``min_frequency_hz=None`` embeds the network without the frequency bound.  Solve with
+    ``min_frequency_hz=None`` embeds the network without the frequency bound; ``x0`` replaces the
+    SCOPF's start point (mid-range dispatch, flat voltages), e.g. by a previous solution's
+    ``TscopfResult.x_vector``.  Solve with :func:`solve_tscopf`, or
     ``nncas.solver(opti, "ipopt", options); opti.solve()``."""
     start = time.perf_counter()
     scopf = Scopf(case)
@@ -74,7 +76,7 @@ def build_tscopf(case: GoC1Case, net: torch.nn.Module, formulation: str = "reduc
     b = nlp.bounds()
     _bounded(opti, x, b["lbx"], b["ubx"])
     _bounded(opti, g, b["lbg"], b["ubg"])
-    opti.set_initial(x, b["x0"])
+    opti.set_initial(x, b["x0"] if x0 is None else x0)
     frequency, form = nncas.add_predictor(opti, net, inputs, formulation=formulation, backend=backend,
                                           device=device, **oracle_options)
     if min_frequency_hz is not None:
@@ -117,6 +119,7 @@ class TscopfResult:
     build_time_s: float
     solver_setup_s: float
     x: dict[str, np.ndarray]  # SCOPF blocks at the solution
+    x_vector: np.ndarray
     inputs: np.ndarray
     nn_in_problem_hz: np.ndarray  # the embedded network's output at the solution
     nn_torch_hz: np.ndarray  # plain torch at the solution's inputs
@@ -127,6 +130,7 @@ class TscopfResult:
     def to_json(self) -> dict:
         def low(a):
             return None if a is None else float(np.min(a))
+
         return {
             "status": self.stats.status, "success": self.stats.success, "objective_usd_per_h": self.stats.objective,
             "iterations": self.stats.iterations, "build_time_s": self.build_time_s,
@@ -134,10 +138,8 @@ class TscopfResult:
             "stats": self.stats.as_dict(), "min_frequency_hz": self.min_frequency_hz,
             "min_nn_in_problem_hz": low(self.nn_in_problem_hz), "min_nn_torch_hz": low(self.nn_torch_hz),
             "min_simulated_hz": low(self.simulated_hz),
-            "buses": [{"bus": int(b), "nn_torch_hz": float(t),
-                       "simulated_hz": None if self.simulated_hz is None else float(s)}
-                      for b, t, s in zip(self.bus_number, self.nn_torch_hz,
-                                         self.simulated_hz if self.simulated_hz is not None else self.nn_torch_hz)],
+            "bus_number": self.bus_number.tolist(), "nn_torch_hz": self.nn_torch_hz.tolist(),
+            "simulated_hz": None if self.simulated_hz is None else self.simulated_hz.tolist(),
             "inputs": self.inputs.tolist(),
         }
 
@@ -168,7 +170,7 @@ def solve_tscopf(opti: ca.Opti, handles: TscopfHandles, net: torch.nn.Module, op
                                blocks["base.qg_pu"])
         data = dynamics if dynamics is not None else dynamic_data_for(case.network)
         simulated = simulate_trip(scopf.pu, data, point, tripped_generator(case)).nadir_hz
-    return TscopfResult(stats, handles.build_time_s, setup, blocks, inputs, in_problem, torch_hz, simulated,
+    return TscopfResult(stats, handles.build_time_s, setup, blocks, x_vec, inputs, in_problem, torch_hz, simulated,
                         scopf.pu.bus_number, handles.min_frequency_hz)
 
 
@@ -184,13 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-frequency", type=float, default=MIN_FREQUENCY_HZ, help="Hz (default 59.4)")
     parser.add_argument("--dynamics", help="JSON dynamic-data overrides for the simulator check")
     parser.add_argument("--tol", type=float, default=1e-8, help="IPOPT tolerance")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="start from the SCOPF optimum without the frequency constraint")
     parser.add_argument("--json", help="write the result here (atomically)")
     args = parser.parse_args(argv)
     try:
         case = load_case(args.case)
         net, meta = load_surrogate(args.model)
         dynamics = dynamic_data_for(case.network, args.dynamics)
-        opti, handles = build_tscopf(case, net, args.formulation, args.backend, args.device, args.min_frequency)
+        x0 = Scopf(case).solve().solution.x_vector if args.warm_start else None
+        opti, handles = build_tscopf(case, net, args.formulation, args.backend, args.device, args.min_frequency, x0)
         result = solve_tscopf(opti, handles, net, {"ipopt.tol": args.tol}, dynamics)
     except (CaseDataError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,0 +1,114 @@
+"""TSC-SCOPF: on the 3-bus example the full, reduced and gray-box formulations reach the same
+optimum with the frequency bound active; CLI and surrogate storage; Hawaii 37 with the authors'
+data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from power import tscopf as tscopf_cli
+from power.cases import scopf3_case
+from power.sample import SampleConfig, evaluate_sample
+from power.scopf import Scopf
+from power.surrogate import HIDDEN_LAYERS, load_data, load_surrogate, n_parameters, save_surrogate, train_surrogate
+from power.tscopf import build_tscopf, solve_tscopf
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+TOL = {"ipopt.tol": 1e-9}
+
+
+@pytest.fixture(scope="module")
+def surrogate():
+    """Width-100 surrogate (paper Table 1, 15k-parameter shape) trained on 40 simulated samples."""
+    config = SampleConfig("example", t_end_s=10.0)
+    samples = [evaluate_sample(config, k) for k in range(40)]
+    assert all(s.ok for s in samples)
+    data = {"inputs": np.stack([s.inputs for s in samples]), "outputs": np.stack([s.outputs for s in samples]),
+            "source": "test", "path": "memory", "digest": "test"}
+    net, meta = train_surrogate(data, 100, epochs=400, log=lambda *_: None)
+    assert meta["validation_rmse_hz"] < 0.01
+    return net, meta
+
+
+@pytest.fixture(scope="module")
+def unconstrained(surrogate):
+    net, _ = surrogate
+    opti, handles = build_tscopf(scopf3_case(), net, "reduced", min_frequency_hz=None)
+    return solve_tscopf(opti, handles, net, TOL)
+
+
+def test_unconstrained_equals_the_scopf(unconstrained):
+    assert unconstrained.stats.success
+    assert unconstrained.stats.objective == pytest.approx(Scopf(scopf3_case()).solve().objective_usd_per_h,
+                                                          rel=1e-7)
+
+
+@pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
+def test_formulations_agree_with_the_bound_active(surrogate, unconstrained, formulation):
+    net, _ = surrogate
+    bound = float(unconstrained.nn_torch_hz.min()) + 0.03
+    # the surrogate is nonconvex outside its training range: start all three at the SCOPF optimum
+    opti, handles = build_tscopf(scopf3_case(), net, formulation, min_frequency_hz=bound,
+                                 x0=unconstrained.x_vector)
+    result = solve_tscopf(opti, handles, net, TOL)
+    assert result.stats.success, result.stats.status
+    assert result.nn_torch_hz.min() == pytest.approx(bound, abs=1e-6)  # active
+    np.testing.assert_allclose(result.nn_in_problem_hz, result.nn_torch_hz, atol=1e-7)
+    assert result.stats.objective > unconstrained.stats.objective + 50.0
+    reference = _REFERENCE.setdefault("objective", result.stats.objective)
+    assert result.stats.objective == pytest.approx(reference, rel=1e-6)
+    assert result.simulated_hz.shape == (3,)
+
+
+_REFERENCE: dict[str, float] = {}
+
+
+def test_storage_round_trip_and_cli(surrogate, unconstrained, tmp_path, capsys):
+    net, meta = surrogate
+    path = tmp_path / "model.h5"
+    save_surrogate(path, net, meta)
+    loaded, stored = load_surrogate(path)
+    assert stored["width"] == 100 and stored["n_parameters"] == n_parameters(net)
+    x = np.random.default_rng(0).uniform(0, 100, (4, 7))
+    import torch
+    with torch.no_grad():
+        np.testing.assert_array_equal(loaded(torch.from_numpy(x)).numpy(), net(torch.from_numpy(x)).numpy())
+    out = tmp_path / "r.json"
+    bound = float(unconstrained.nn_torch_hz.min()) + 0.03
+    code = tscopf_cli.main(["example", "--model", str(path), "--formulation", "graybox", "--warm-start",
+                            "--min-frequency", str(bound), "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    for word in ("status: Solve_Succeeded", "objective:", "iterations:", "breakdown:", "simulator"):
+        assert word in printed
+    report = json.loads(out.read_text())
+    assert report["min_nn_torch_hz"] == pytest.approx(bound, abs=1e-6)
+    assert set(report["stats"]) >= {"hessian_s", "jacobian_s", "function_s", "solver_s", "total_s"}
+    assert tscopf_cli.main(["example", "--model", str(tmp_path / "none.h5")]) == 2
+    assert "train one with" in capsys.readouterr().err
+
+
+def test_a_surrogate_of_another_case_is_refused(surrogate):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(5, 3)).double()
+    with pytest.raises(ValueError, match="does not take this case's 7 inputs"):
+        build_tscopf(scopf3_case(), net)
+
+
+def test_paper_widths_have_the_paper_parameter_counts():
+    from power.surrogate import build_surrogate
+    counts = {w: n_parameters(build_surrogate(117, 37, w)) for w in (100, 500, 1000)}
+    assert counts == {100: 15_537, 500: 578_537, 1000: 4_159_037}
+    assert set(HIDDEN_LAYERS) == {100, 500, 1000, 2000, 4000}
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not (SHARED / "hawaii37").is_dir(), reason="../shared/hawaii37 absent")
+def test_authors_data_loads_in_the_paper_shape():
+    data = load_data(SHARED / "hawaii37")
+    assert data["inputs"].shape == (110, 117) and data["outputs"].shape == (110, 37)
+    assert 59.0 < data["outputs"].min() and data["outputs"].max() < 60.0  # Hz, not deviations
