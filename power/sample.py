@@ -2,7 +2,9 @@
 
 Sample k draws, with a generator seeded by (seed, k), factors u ~ U[1 - s, 1 + s] (s = 0.1):
 targets Pg* = u Pg_nom and Qg* = u' Qg_nom for every online generator, and loads
-Pd = u'' Pd_nom, Qd = u'' Qd_nom.  A power flow makes the sample physical: the AC power-flow
+Pd = u'' Pd_nom, Qd = u'' Qd_nom.  The nominal dispatch is the base-case AC-OPF optimum
+(``--nominal opf``, the default: the region the TSC-SCOPF explores) or the case file's
+Pg, Qg (``--nominal case``); nominal loads are the file's.  A power flow makes the sample physical: the AC power-flow
 point closest to the targets,
 
     min sum_g (pg - pg*)^2 + (qg - qg*)^2   s.t. AC power balance, pmin <= pg <= pmax,
@@ -39,7 +41,7 @@ import casadi as ca
 import h5py
 import numpy as np
 
-from power.acopf import add_ac_network
+from power.acopf import AcOpf, add_ac_network
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
 from power.errors import CaseDataError
@@ -59,6 +61,7 @@ class SampleConfig:
     spread: float = 0.1
     t_end_s: float = 30.0
     dt_s: float = 0.01
+    nominal: str = "opf"  # "opf" or "case"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,16 @@ class Sampler:
         self.config = config
         case = load_case(config.case)
         self.net: Network = case.network
+        if config.nominal not in ("opf", "case"):
+            raise ValueError(f"nominal={config.nominal!r}; choose 'opf' or 'case'.")
+        self.pg_nominal = np.array([g.pg_mw for g in self.net.generators])
+        self.qg_nominal = np.array([g.qg_mvar for g in self.net.generators])
+        if config.nominal == "opf":
+            opf = AcOpf(self.net).solve()
+            if not opf.success:
+                raise ValueError(f"the AC-OPF of {self.net.name} failed ({opf.status}); use --nominal case.")
+            records = per_unit(self.net).gen_record
+            self.pg_nominal[records], self.qg_nominal[records] = opf.pg_mw, opf.qg_mvar
         self.data = dynamic_data_for(self.net, config.dynamics)
         self.trip = tripped_generator(case)
         net = self.net
@@ -99,8 +112,8 @@ class Sampler:
         u_pg, u_qg = (rng.uniform(1 - s, 1 + s, len(net.generators)) for _ in range(2))
         u_load = rng.uniform(1 - s, 1 + s, len(net.loads))
         loads = tuple(replace(d, pd_mw=d.pd_mw * u, qd_mvar=d.qd_mvar * u) for d, u in zip(net.loads, u_load))
-        pg = np.array([g.pg_mw for g in net.generators]) * u_pg
-        qg = np.array([g.qg_mvar for g in net.generators]) * u_qg
+        pg = self.pg_nominal * u_pg
+        qg = self.qg_nominal * u_qg
         return replace(net, loads=loads), pg, qg
 
     def evaluate(self, index: int) -> Sample:
@@ -303,12 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamics", help="JSON file overriding the dynamic data (power.dynamic_data)")
     parser.add_argument("--t-end", type=float, default=30.0, help="simulated seconds after the trip")
     parser.add_argument("--dt", type=float, default=0.01, help="integration step (s)")
+    parser.add_argument("--nominal", choices=("opf", "case"), default="opf",
+                        help="draw around the AC-OPF dispatch (default) or the case file's")
     args = parser.parse_args(argv)
     if args.samples < 1 or args.batch < 1 or args.workers < 1:
         parser.error("--samples, --batch and --workers must be positive")
     case = args.case if args.case == "example" else str(Path(args.case).resolve())
     dynamics = str(Path(args.dynamics).resolve()) if args.dynamics else None
-    config = SampleConfig(case, dynamics, args.seed, args.spread, args.t_end, args.dt)
+    config = SampleConfig(case, dynamics, args.seed, args.spread, args.t_end, args.dt, args.nominal)
     try:
         run(config, args.out, args.samples, args.workers, args.batch, args.scheduler)
     except (ValueError, CaseDataError, OSError) as err:
