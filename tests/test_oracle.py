@@ -48,10 +48,11 @@ def test_block_diagonal_derivatives_match_torch_func(name, method, batch):
     assert oracle.hessian.sparsity_out(0).nnz() == batch * n * n
 
 
-@pytest.mark.parametrize("widths", [[80, 100, 70, 5], [100, 70, 90, 4]])
-def test_symmetric_rank_k_accumulation_matches_torch_func(widths):
-    """With >= 64 tangent coordinates (80 inputs; or 100 inputs narrowed to 70 by the first
-    layer) the CPU Hessian is summed by BLAS syrk; it must still equal torch.func's."""
+@pytest.mark.parametrize("widths", [[80, 100, 70, 5], [100, 70, 90, 4], [260, 270, 20, 3]])
+def test_wide_and_narrowing_hessians_match_torch_func(widths):
+    """Many tangent coordinates (80 inputs; 100 inputs narrowed to 70 by the first layer;
+    260, enough for the block-triangular sum) and layers summed in one product: the Hessian
+    still equals torch.func's."""
     net = zoo.mlp(widths, nn.Tanh, head=lambda: nn.Softmax(dim=-1))
     opti = ca.Opti()
     _, form = nncas.add_predictor(opti, net, opti.variable(widths[0], 2), formulation="graybox")
@@ -131,15 +132,16 @@ def _oracle_on(net, device):
     return form.oracle
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_assembled_nlp_derivatives_equal_casadi_symbolic(batch):
+def test_assembled_nlp_derivatives_equal_casadi_symbolic(batch, device):
     """hess_lag and jac_g of nncas.solver, with the torch blocks written into the NLP's
     sparsity, equal CasADi's derivatives of the same NLP with the network as an expression."""
     net = NETS["tanh-softmax"]()
     opti = ca.Opti()
     z = opti.variable(2)  # other variables around the block shift its position in x
     X = opti.variable(6, batch)
-    Y, form = nncas.add_predictor(opti, net, X, formulation="graybox")
+    Y, form = nncas.add_predictor(opti, net, X, formulation="graybox", device=device)
     opti.minimize(ca.sumsqr(X) + ca.sum1(ca.vec(Y)) * z[0] + z[1] ** 2)
     opti.subject_to(z[0] * X[0, :] + Y[1, :] <= 1)
     functions = nncas.solve.derivative_functions(opti)

@@ -17,9 +17,7 @@ Tensors carry a leading batch axis K; tangents are stored transposed, (K, r, wid
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
-from scipy.linalg import blas
 from torch.func import jvp
 
 from ..layers import TORCH_OPS, Affine, Elementwise, LogSoftmax, Scale, Softmax
@@ -222,45 +220,46 @@ class _Tangent:
 
 
 class _Gram:
-    r"""The sum :math:`\sum_l \hat T_l \,\mathrm{diag}(c_l)\, \hat T_l^T` over layers, (K, r, r).
+    r"""The sum :math:`\sum_l \hat T_l \,\mathrm{diag}(c_l)\, \hat T_l^T` over layers, (K, r, r),
+    plus the dense terms added to ``dense`` (head, diagonal tangents).
 
-    On a CPU with r >= ``SYRK_MIN`` the columns of all layers are gathered by the sign of c,
-    scaled by :math:`\sqrt{|c|}`, and summed with two BLAS symmetric rank-k updates
-    (``syrk``: :math:`P P^T - N N^T`, one triangle, half the flops of a matrix product);
-    elsewhere (GPU, small r) each layer is one batched matrix product.
+    On a CPU the scaled and plain tangents of successive layers are concatenated along the
+    neuron axis and multiplied in one product per ``budget_bytes`` of them: fewer, larger
+    products run closer to the processor's rate. For r >= ``SPLIT_MIN`` the r rows are cut into
+    ``SPLIT_BLOCKS`` blocks and only the blocks on and above the diagonal are multiplied (the
+    sum is symmetric), which saves 3/8 of those flops. On a GPU one batched product per layer
+    measured faster than either (the copies and extra kernels cost more than they save).
     """
 
-    SYRK_MIN = 64
+    SPLIT_MIN, SPLIT_BLOCKS = 256, 4
 
-    def __init__(self, K, r, dtype, device):
+    def __init__(self, K, r, dtype, device, budget_bytes=2 ** 28):
         self.dense = torch.zeros(K, r, r, dtype=dtype, device=device)
-        self._syrk = (device.type == "cpu" and r >= self.SYRK_MIN
-                      and dtype in (torch.float32, torch.float64))
-        self._positive = [[] for _ in range(K)]
-        self._negative = [[] for _ in range(K)]
+        self._upper = torch.zeros_like(self.dense)
+        on_cpu = device.type == "cpu"
+        blocks = self.SPLIT_BLOCKS if on_cpu and r >= self.SPLIT_MIN else 1
+        budget_bytes = budget_bytes if on_cpu else 0
+        self._edges = [round(i * r / blocks) for i in range(blocks + 1)]
+        self._budget, self._pending, self._scaled, self._plain = budget_bytes, 0, [], []
 
     def add(self, tangent, c):
-        if not self._syrk:
-            self.dense += (tangent * c[:, None, :]) @ tangent.transpose(1, 2)
-            return
-        root = c.abs().sqrt()
-        for k in range(c.shape[0]):
-            positive = c[k] > 0
-            self._positive[k].append(tangent[k][:, positive] * root[k][positive])
-            self._negative[k].append(tangent[k][:, ~positive] * root[k][~positive])
+        self._scaled.append(tangent * c[:, None, :])
+        self._plain.append(tangent)
+        self._pending += 2 * tangent.numel() * tangent.element_size()
+        if self._pending > self._budget:
+            self._flush()
+
+    def _flush(self):
+        if self._plain:
+            scaled, plain = (torch.cat(pieces, dim=2) if len(pieces) > 1 else pieces[0]
+                             for pieces in (self._scaled, self._plain))
+            for start, stop in zip(self._edges[:-1], self._edges[1:]):
+                self._upper[:, start:stop, start:] += scaled[:, start:stop] @ plain[:, start:].transpose(1, 2)
+        self._pending, self._scaled, self._plain = 0, [], []
 
     def total(self):
-        """The symmetric sum, both triangles filled."""
-        if not self._syrk:
-            return self.dense
-        syrk = blas.dsyrk if self.dense.dtype == torch.float64 else blas.ssyrk
-        for k in range(self.dense.shape[0]):
-            upper = np.zeros(self.dense.shape[1:], dtype=self.dense.numpy().dtype, order="F")
-            for columns, sign in ((self._positive[k], 1.0), (self._negative[k], -1.0)):
-                if columns and sum(block.shape[1] for block in columns):
-                    # (r, q) C-ordered is (q, r) F-ordered: trans=1 gives a^T a = P P^T
-                    a = torch.cat(columns, dim=1).numpy().T
-                    upper = syrk(sign, a, beta=1.0, c=upper, trans=1, overwrite_c=1)
-            upper = torch.from_numpy(upper)
-            self.dense[k] += upper + upper.T - torch.diag_embed(upper.diagonal())
-        return self.dense
+        """The symmetric sum."""
+        self._flush()
+        for start, stop in zip(self._edges[:-1], self._edges[1:]):
+            self._upper[:, stop:, start:stop] = self._upper[:, start:stop, stop:].transpose(1, 2)
+        return self.dense + self._upper
