@@ -183,8 +183,9 @@ def _train(net, inputs, increments, training: Training, progress: bool):
 class StepResult:
     """One MPC solve: the control applied, IPOPT's status and iterations, and timings.
 
-    ``solve_s`` is IPOPT's wall time (CasADi's ``t_wall_total``): the solve only, without
-    setting the parameter and start values or copying the solution out.
+    ``solve_s`` is the NLP solver's wall time (CasADi's ``t_wall_total``: IPOPT and every
+    callback it makes): the solve only. ``wall_s`` is the whole :meth:`PendulumMPC.step`, which
+    adds setting the parameter and start values and CasADi Opti's own bookkeeping.
     """
 
     control: float
@@ -192,6 +193,7 @@ class StepResult:
     success: bool
     iterations: int
     solve_s: float
+    wall_s: float
 
 
 class PendulumMPC:
@@ -228,8 +230,9 @@ class PendulumMPC:
         opti.subject_to(opti.bounded(-plant.omega_max, self.X[1, 1:], plant.omega_max))
         stage = sum(ca.bilin(self.Q, self.X[:, k]) + self.r * self.U[0, k] ** 2 for k in range(N))
         opti.minimize(stage + terminal_factor * ca.bilin(self.Q, self.X[:, N]))
+        # tol 1e-6: enough for control, and reachable in float32 (l4casadi)
         options = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes",
-                   "ipopt.max_iter": 200, **(ipopt or {})}
+                   "ipopt.tol": 1e-6, "ipopt.max_iter": 200, **(ipopt or {})}
         self.build_s = nncas.solver(opti, "ipopt", options)
         self._shift = self._shift_map(steps_of)
         self._cold = np.asarray(opti.value(opti.x, opti.initial()), dtype=float).ravel()
@@ -286,6 +289,12 @@ class PendulumMPC:
             source[here] = positions([self.U[:, k + 1]] + steps_of[k + 1])
         return source
 
+    def shifted_start(self) -> np.ndarray:
+        """The previous solution of all of ``opti.x`` shifted by one sample (the warm start)."""
+        if self._previous is None:
+            raise RuntimeError("no previous solution to shift: call step() first.")
+        return self._previous[self._shift]
+
     def reset(self):
         """Forget the previous solution: the next solve starts cold."""
         self._previous = None
@@ -295,14 +304,14 @@ class PendulumMPC:
         x_meas = np.asarray(x_meas, dtype=float).reshape(-1)
         if x_meas.shape != (N_STATES,) or not np.all(np.isfinite(x_meas)):
             raise ValueError(f"x_meas must be 2 finite numbers (theta, omega), got {x_meas!r}.")
+        start_wall = time.perf_counter()
         opti = self.opti
         opti.set_value(self.x_meas, x_meas)
         if self._previous is None:
-            start = self._cold.copy()
-            opti.set_initial(opti.x, start)
+            opti.set_initial(opti.x, self._cold)
             opti.set_initial(self.X, np.tile(x_meas[:, None], (1, self.horizon + 1)))
         else:
-            opti.set_initial(opti.x, self._previous[self._shift])
+            opti.set_initial(opti.x, self.shifted_start())
         try:
             sol = opti.solve()
             stats, values = sol.stats(), sol.value
@@ -315,7 +324,8 @@ class PendulumMPC:
                           status=stats.get("return_status", "unknown"),
                           success=bool(stats.get("success", False)),
                           iterations=int(stats.get("iter_count", 0)),
-                          solve_s=float(stats.get("t_wall_total", np.nan)))
+                          solve_s=float(stats.get("t_wall_total", np.nan)),
+                          wall_s=time.perf_counter() - start_wall)
 
     def stage_cost(self, x, u) -> float:
         """x^T Q x + r u^2, the controller's stage cost, for closed-loop bookkeeping."""
@@ -398,7 +408,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--x0", type=float, nargs=2, default=[0.45, 0.0], metavar=("THETA", "OMEGA"))
     parser.add_argument("--figure", default=None, help="write the closed-loop plot here (PNG)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (see docs/mpc.md)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     plant = Pendulum()
     net = learned_model(plant)
     mpc = PendulumMPC(net, plant, args.horizon, args.embedding)
