@@ -112,7 +112,8 @@ def main(argv=None):
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out.with_suffix(".json"), json.dumps({"header": header, "rows": rows}, indent=1))
+        _write_atomic(out.with_suffix(".json"),
+                      json.dumps({"header": header, "rows": rows}, indent=1))
         _write_atomic(out.with_suffix(".md"), table)
 
 

@@ -42,7 +42,8 @@ def test_learned_model_matches_the_ode_and_is_cached(net, capsys):
 
 
 # closed-loop costs measured with this model and N = 20 were 29.96, 6.70 and 6.55
-@pytest.mark.parametrize("x0, cost_bound", [((0.45, 0.0), 33.0), ((-0.3, 1.0), 7.5), ((0.2, -1.5), 7.3)])
+@pytest.mark.parametrize("x0, cost_bound",
+                         [((0.45, 0.0), 33.0), ((-0.3, 1.0), 7.5), ((0.2, -1.5), 7.3)])
 def test_closed_loop_reaches_upright(net, x0, cost_bound):
     controller = mpc.PendulumMPC(net, PLANT, horizon=20, embedding="graybox-torch")
     run = mpc.closed_loop(controller, x0, steps=60)
