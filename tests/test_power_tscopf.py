@@ -24,7 +24,7 @@ TOL = {"ipopt.tol": 1e-9}
 @pytest.fixture(scope="module")
 def surrogate():
     """Width-100 surrogate (paper Table 1, 15k-parameter shape) trained on 40 simulated samples."""
-    config = SampleConfig("example", t_end_s=10.0)
+    config = SampleConfig("example", t_end_s=10.0, nominal="case")
     samples = [evaluate_sample(config, k) for k in range(40)]
     assert all(s.ok for s in samples)
     data = {"inputs": np.stack([s.inputs for s in samples]), "outputs": np.stack([s.outputs for s in samples]),
