@@ -63,10 +63,11 @@ def test_embeddings_give_the_same_first_control(net, x0):
         first = controller.step(x0)
         assert first.success, (embedding, first.status)
         controls[embedding] = controller.last_controls[0]
+    # measured: 2e-7 (float64 embeddings, IPOPT tol 1e-6) and 1.2e-5 (l4casadi, float32)
     reference = controls["reduced"]
-    np.testing.assert_allclose(controls["full"], reference, atol=1e-6)
-    np.testing.assert_allclose(controls["graybox-torch"], reference, atol=1e-6)
-    np.testing.assert_allclose(controls["graybox-l4casadi"], reference, atol=1e-3)  # float32
+    np.testing.assert_allclose(controls["full"], reference, atol=1e-5)
+    np.testing.assert_allclose(controls["graybox-torch"], reference, atol=1e-5)
+    np.testing.assert_allclose(controls["graybox-l4casadi"], reference, atol=2e-4)
 
 
 def test_warm_start_is_the_previous_solution_shifted(net):
