@@ -63,7 +63,8 @@ def add_predictor(opti: ca.Opti, net, x, *, formulation: str = "full", backend: 
     if formulation not in FORMULATIONS:
         raise ValueError(f"formulation={formulation!r}; choose one of {FORMULATIONS}.")
     x = _as_inputs(x)
-    x0 = np.asarray(opti.value(x, opti.initial() + opti.value_parameters()), dtype=float)
+    # densify: inputs with structural zeros (e.g. offline units) would come back as a sparse matrix
+    x0 = np.asarray(opti.value(ca.densify(x), opti.initial() + opti.value_parameters()), dtype=float)
     x0 = x0.reshape(x.shape)
 
     if formulation == "graybox":

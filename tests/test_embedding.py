@@ -2,6 +2,7 @@
 import casadi as ca
 import numpy as np
 import pytest
+import torch
 
 import nncas
 import zoo
@@ -105,3 +106,16 @@ def test_interval_bounds_contain_sampled_activations():
     for layer, (b_lo, b_hi) in zip(net.layers, bounds):
         values = layer.numpy(values)
         assert np.all(values >= b_lo[:, None] - 1e-12) and np.all(values <= b_hi[:, None] + 1e-12)
+
+
+@pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
+def test_inputs_with_structural_zeros_embed(formulation):
+    """An input vector holding structural zeros (an offline unit) embeds like a dense one."""
+    net = zoo.network("Tanh")
+    opti = ca.Opti()
+    v = opti.variable(3)
+    opti.set_initial(v, [0.1, -0.2, 0.3])
+    y, _ = nncas.add_predictor(opti, net, ca.vertcat(v[:2], ca.MX(1, 1), v[2]), formulation=formulation)
+    with torch.no_grad():
+        expected = net(torch.tensor([[0.1, -0.2, 0.0, 0.3]])).double().numpy().ravel()
+    np.testing.assert_allclose(np.asarray(opti.debug.value(y, opti.initial())).ravel(), expected, rtol=1e-6)
