@@ -240,6 +240,8 @@ class PendulumMPC:
         self._shift = self._shift_map(steps_of)
         self._cold = np.asarray(opti.value(opti.x, opti.initial()), dtype=float).ravel()
         self._previous = None
+        #: the last solution's predicted states (2, N+1) and controls (1, N)
+        self.last_states = self.last_controls = None
 
     def _embed(self, net, formulation, backend=None):
         """Add the network on columns (x_k, u_k); return the increments and per-step variables.
