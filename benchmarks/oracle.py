@@ -7,7 +7,10 @@ times
   against the bound 2 n P / R, R the float64 matrix-multiply rate measured in the same run;
 - what IPOPT pays per iteration: one call of the NLP's ``hess_lag`` (from ``nncas.solver``)
   for a problem holding the network as a gray box, with backend torch and backend l4casadi
-  (float32), output in the NLP's sparsity.
+  (float32; nncas calls l4casadi's ``jac_adj1`` once per Hessian), output in the NLP's sparsity;
+- l4casadi with the Hessian left to CasADi: ``jacobian`` of the external's adjoint
+  :math:`\lambda^T \partial y / \partial u`, which CasADi evaluates with forward directions
+  (one ``jac_adj1`` call per 64 of them), the baseline of ENVIRONMENT.md.
 
 Times are the best of repeated calls (the least disturbed by other load). Results go to JSON
 and a markdown table.
@@ -99,23 +102,31 @@ def measure(problem, net, n_in, n_out, device, rate, skip_l4casadi):
         if method == "structured":
             row["nlp_torch_s"] = time_call(lambda: hess_lag(point, [], 1.0, lam))
     if not skip_l4casadi:
-        _, hess_lag, point, lam = graybox_nlp(net, n_in, device, backend="l4casadi")
+        o, hess_lag, point, lam = graybox_nlp(net, n_in, device, backend="l4casadi")
         row["nlp_l4casadi_s"] = time_call(lambda: hess_lag(point, [], 1.0, lam))
+        u, multipliers = ca.MX.sym("u", n_in), ca.MX.sym("lam", n_out)
+        external = o.external
+        adjoint = external.reverse(1)(u.T, ca.MX(1, n_out), multipliers.T)[0]  # lam^T dy/du
+        casadi_ad = ca.Function("h", [u, multipliers], [ca.jacobian(adjoint.T, u)])
+        row["l4casadi_casadi_ad_s"] = time_call(lambda: casadi_ad(point[:n_in], lam), max_repeats=5)
     return row
 
 
 def markdown(rows, header):
     cols = ["problem", "params", "bound ms", "structured ms", "x bound", "generic ms",
-            "NLP hess torch ms", "NLP hess l4casadi ms", "l4casadi / torch"]
+            "NLP hess torch ms", "NLP hess l4casadi ms", "l4casadi / torch",
+            "l4casadi CasADi-AD ms", "CasADi-AD / torch"]
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        l4 = r.get("nlp_l4casadi_s")
+        l4, ad = r.get("nlp_l4casadi_s"), r.get("l4casadi_casadi_ad_s")
         lines.append("| " + " | ".join([
             r["problem"], f"{r['params']:,}", f"{1e3 * r['bound_s']:.1f}",
             f"{1e3 * r['torch_structured_s']:.1f}", f"{r['torch_structured_s'] / r['bound_s']:.2f}",
             f"{1e3 * r['torch_generic_s']:.1f}", f"{1e3 * r['nlp_torch_s']:.1f}",
             "-" if l4 is None else f"{1e3 * l4:.1f}",
-            "-" if l4 is None else f"{l4 / r['nlp_torch_s']:.1f}"]) + " |")
+            "-" if l4 is None else f"{l4 / r['nlp_torch_s']:.1f}",
+            "-" if ad is None else f"{1e3 * ad:.1f}",
+            "-" if ad is None else f"{ad / r['nlp_torch_s']:.1f}"]) + " |")
     return "\n".join(lines) + "\n"
 
 

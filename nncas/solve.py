@@ -8,10 +8,11 @@ dense constraint in a few hundred inputs. :func:`solver` instead hands the NLP s
   for every gray box, :math:`P_u^T \, H_{NN}(u, \lambda_{NN}) \, P_u` from one oracle call;
 - ``jac_g``: the algebraic Jacobian plus :math:`P_{rows}^T J_{NN}(u) P_u` from one oracle call,
 
-where :math:`P` are constant selection matrices. The algebraic part is ``g`` with every
-gray-box call replaced by zero (the gray-box rows are ``NN(u) - y``). Oracles that can write
-their blocks into the NLP's sparsity themselves (the torch oracle: ``placed_jacobian``,
-``placed_hessian``, see :mod:`nncas.placement`) do so, and no selection products are formed.
+where :math:`P` are constant selection matrices, applied as index copies (no products). The
+algebraic part is ``g`` with every gray-box call replaced by zero (the gray-box rows are
+``NN(u) - y``). Oracles that can write their blocks into the NLP's sparsity themselves (the
+torch oracle: ``placed_jacobian``, ``placed_hessian``, see :mod:`nncas.placement`) do so from
+the device, in one gather.
 """
 from __future__ import annotations
 
@@ -38,18 +39,21 @@ def _block_derivatives(opti: ca.Opti, block: GrayBoxBlock) -> tuple[ca.MX, ca.MX
     """The block's terms of the Lagrangian Hessian (upper triangle) and constraint Jacobian."""
     x, lam_g = opti.x, opti.lam_g
     lam_nn = opti.dual(block.constraint)
-    select_u = ca.evalf(ca.jacobian(block.inputs, x))
-    select_rows = ca.evalf(ca.jacobian(lam_g, lam_nn))
+    u_index = _selected_columns(ca.evalf(ca.jacobian(block.inputs, x)), block.inputs.shape)
+    row_index = _selected_columns(ca.evalf(ca.jacobian(lam_g, lam_nn)).T, lam_nn.shape)
     oracle = block.oracle
     if hasattr(oracle, "placed_hessian"):
-        u_index = _selected_columns(select_u, block.inputs.shape)
-        row_index = _selected_columns(select_rows.T, lam_nn.shape)
         hess = Placement.of(u_index, u_index, (opti.nx, opti.nx), upper=True)
         jac = Placement.of(row_index, u_index, (opti.ng, opti.nx))
         return (oracle.placed_hessian(hess)(block.inputs, lam_nn),
                 oracle.placed_jacobian(jac)(block.inputs))
-    hess = ca.mtimes([select_u.T, oracle.hessian(block.inputs, lam_nn), select_u])
-    jac = ca.mtimes([select_rows, oracle.jacobian(block.inputs), select_u])
+    # other oracles give block-diagonal CasADi matrices: copy each block into place
+    hess_blocks, jac_blocks = oracle.hessian(block.inputs, lam_nn), oracle.jacobian(block.inputs)
+    hess, jac = ca.MX(opti.nx, opti.nx), ca.MX(opti.ng, opti.nx)
+    n, m = u_index.shape[1], row_index.shape[1]
+    for k, (cols, rows) in enumerate(zip(u_index.tolist(), row_index.tolist())):
+        hess[cols, cols] = hess_blocks[k * n:(k + 1) * n, k * n:(k + 1) * n]
+        jac[rows, cols] = jac_blocks[k * m:(k + 1) * m, k * n:(k + 1) * n]
     return ca.triu(hess), jac
 
 

@@ -44,7 +44,7 @@ class L4CasADiOracle:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not library.exists():
                 self._build(module, l4casadi)
-        external = ca.external(self.name, str(library))
+        self.external = external = ca.external(self.name, str(library))
         u = ca.MX.sym("u", n_in)
         lam = ca.MX.sym("lam", n_out)
         y = external(u.T).T
