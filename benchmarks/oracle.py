@@ -1,7 +1,7 @@
 """Time per Hessian of lam^T NN(u) for the gray-box backends, against the hardware bound.
 
-For each architecture (paper Table 1: MNIST, 784 inputs; SCOPF surrogates, 117 inputs) it
-times
+For each architecture (paper Table 1: MNIST, 784 inputs; SCOPF surrogates, 117 inputs, as
+built by ``power.surrogate``) it times
 
 - the oracle alone: one Hessian with backend torch, structured and generic paths (float64),
   against the bound 2 n P / R, R the float64 matrix-multiply rate measured in the same run;
@@ -31,10 +31,7 @@ import torch
 from torch import nn
 
 import nncas
-
-
-# hidden layers of the paper's SCOPF surrogates by width (15k, 578k, 4M, 68M, 592M parameters)
-SCOPF_HIDDEN_LAYERS = {100: 1, 500: 3, 1000: 5, 2000: 18, 4000: 37}
+from power.surrogate import build_surrogate
 
 
 def mlp(n_in, width, n_out, hidden_layers, activation=nn.Tanh, softmax=False):
@@ -49,17 +46,25 @@ def mlp(n_in, width, n_out, hidden_layers, activation=nn.Tanh, softmax=False):
     return nn.Sequential(*layers).eval()
 
 
-def matmul_rate(device, dtype=torch.float64, size=2048, repeats=5) -> float:
-    """Measured FLOP/s of a square matrix product."""
+def scopf_surrogate(width):
+    """The paper's SCOPF surrogate of ``width`` (power.surrogate; seeded, untrained)."""
+    torch.manual_seed(0)
+    return build_surrogate(117, 37, width).eval()
+
+
+def matmul_rate(device, dtype=torch.float64, size=2048, repeats=7) -> float:
+    """FLOP/s of the fastest of ``repeats`` square matrix products (the hardware's rate)."""
     a = torch.randn(size, size, dtype=dtype, device=device)
     b = torch.randn(size, size, dtype=dtype, device=device)
     a @ b
-    _sync(device)
-    start = time.perf_counter()
+    best = float("inf")
     for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
         a @ b
-    _sync(device)
-    return 2 * size ** 3 * repeats / (time.perf_counter() - start)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best
 
 
 def _sync(device):
@@ -152,8 +157,7 @@ def main(argv=None):
               f"bound = 2 n P / rate.")
     print(header, flush=True)
     cells = [(f"MNIST-{w}", mlp(784, w, 10, 5, softmax=True), 784, 10) for w in _widths(args.mnist)]
-    cells += [(f"SCOPF-{w}", mlp(117, w, 37, SCOPF_HIDDEN_LAYERS.get(w, 5)), 117, 37)
-              for w in _widths(args.scopf)]
+    cells += [(f"SCOPF-{w}", scopf_surrogate(w), 117, 37) for w in _widths(args.scopf)]
     rows = []
     for problem, net, n_in, n_out in cells:
         row = measure(problem, net, n_in, n_out, args.device, rate, args.skip_l4casadi)
