@@ -8,7 +8,8 @@ Every cell (problem, size, formulation, backend, device) runs in its own process
 structure (variables, constraints, Jacobian and Hessian nonzeros), status, objective,
 iterations, solve time, time per iteration and the shares of function, Jacobian, Hessian and
 solver time. Each finished cell is appended to ``OUT/results.jsonl`` at once, so an
-interrupted run keeps what it finished and a rerun skips finished cells. A cell that passes
+interrupted run keeps what it finished and a rerun skips finished cells (cells that ended in
+an error are run again; the tables show the latest record of each cell). A cell that passes
 ``--time-limit`` (IPOPT's wall-time limit, and a hard stop a little later) is recorded as such.
 ``OUT/tables.md`` and ``OUT/*.png`` (log-log plots) are rendered from all recorded cells.
 
@@ -112,9 +113,12 @@ def scopf_cell(size, formulation, backend, device, time_limit):
     folder = Path(os.environ.get(HAWAII37_ENV, Path(__file__).resolve().parents[2] / "shared" / "hawaii37"))
     model = cache_root() / "power" / f"hawaii37_authors_w{size}.h5"
     if not model.is_file():
-        net, meta = surrogate.train_surrogate(surrogate.load_data(folder), size,
-                                              checkpoint=model.with_name(model.name + ".ckpt.pt"))
         model.parent.mkdir(parents=True, exist_ok=True)
+        import torch
+
+        net, meta = surrogate.train_surrogate(surrogate.load_data(folder), size,
+                                              checkpoint=model.with_name(model.name + ".ckpt.pt"),
+                                              device="cuda" if torch.cuda.is_available() else "cpu")
         surrogate.save_surrogate(model, net, meta)
     net, meta = surrogate.load_surrogate(model)
     opti, handles = tscopf.build_tscopf(load_case(folder), net, _base(formulation), backend, device)
@@ -365,7 +369,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     if not args.render_only:
-        done = {cell_key(r) for r in load_records(results)}
+        done = {cell_key(r) for r in load_records(results) if r.get("status") != "error"}
         todo = [c for c in cells(args.problem, sizes, formulations, backends, args.device, args.time_limit)
                 if cell_key(c) not in done]
         info = machine()

@@ -116,21 +116,22 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3, seed: int = 0,
                     validation: float = 0.2, checkpoint: str | Path | None = None,
-                    checkpoint_every: int = 200, log=print) -> tuple[nn.Sequential, dict]:
-    """Train the width-``width`` surrogate on ``data`` (:func:`load_data`); returns ``(net, meta)``.
-    Full-batch Adam, so a run resumed from ``checkpoint`` equals an uninterrupted one."""
+                    checkpoint_every: int = 200, log=print, device: str = "cpu") -> tuple[nn.Sequential, dict]:
+    """Train the width-``width`` surrogate on ``data`` (:func:`load_data`) on ``device``; returns
+    ``(net, meta)`` with the network on the CPU. Full-batch Adam, so a run resumed from
+    ``checkpoint`` equals an uninterrupted one (on the same device)."""
     x_all, y_all = data["inputs"], data["outputs"]
     train, val = _split(len(x_all), validation, seed)
     scaling = _scaling(x_all[train], y_all[train])
     config = {"width": check_width(width), "hidden_layers": HIDDEN_LAYERS[width], "lr": lr, "seed": seed,
               "validation": validation, "data_digest": data["digest"], "epochs": epochs}
     torch.manual_seed(seed)
-    net = build_surrogate(x_all.shape[1], y_all.shape[1], width, scaling=scaling)
+    net = build_surrogate(x_all.shape[1], y_all.shape[1], width, scaling=scaling).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     start = 0
     checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=True)
+        state = torch.load(checkpoint, weights_only=True, map_location=device)
         if state["config"] != config:
             raise ValueError(f"checkpoint {checkpoint} was made with {state['config']}, not {config}; "
                              "delete it or train with the same settings.")
@@ -138,10 +139,10 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
         optimizer.load_state_dict(state["optimizer"])
         start = state["epoch"]
         log(f"resuming width {width} from {checkpoint} after epoch {start}")
-    x, y = torch.from_numpy(x_all), torch.from_numpy(y_all)
+    x, y = torch.from_numpy(x_all).to(device), torch.from_numpy(y_all).to(device)
+    m_x, s_x, m_y, s_y = (torch.from_numpy(a).to(device) for a in scaling)
     inner = net[1:-1]  # the MLP between the scalings: trained on scaled data
-    xs = (x - torch.from_numpy(scaling[0])) / torch.from_numpy(scaling[1])
-    ys = (y - torch.from_numpy(scaling[2])) / torch.from_numpy(scaling[3])
+    xs, ys = (x - m_x) / s_x, (y - m_y) / s_y
     tic = time.perf_counter()
     for epoch in range(start, epochs):
         loss = torch.mean((inner(xs[train]) - ys[train]) ** 2)
@@ -157,8 +158,10 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
             _save_checkpoint(checkpoint, {"config": config, "epoch": done, "model": net.state_dict(),
                                           "optimizer": optimizer.state_dict()})
     net.eval()
-    meta = {**config, "train_rmse_hz": _rmse(net, x[train], y[train]),
-            "validation_rmse_hz": _rmse(net, x[val], y[val]), "n_train": len(train), "n_validation": len(val),
+    train_rmse, validation_rmse = _rmse(net, x[train], y[train]), _rmse(net, x[val], y[val])
+    net.cpu()
+    meta = {**config, "train_rmse_hz": train_rmse,
+            "validation_rmse_hz": validation_rmse, "n_train": len(train), "n_validation": len(val),
             "data_source": data["source"], "data_file": data["path"],
             "n_inputs": x_all.shape[1], "n_outputs": y_all.shape[1]}
     return net, meta
@@ -213,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="fraction of samples kept for validation")
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (training only; the file is the same)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -226,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training width {args.width} ({HIDDEN_LAYERS[args.width]} hidden layers) on "
               f"{len(data['inputs'])} samples from {data['path']} -> {out}")
         net, meta = train_surrogate(data, args.width, args.epochs, args.lr, args.seed, args.validation,
-                                    checkpoint, args.checkpoint_every)
+                                    checkpoint, args.checkpoint_every, device=args.device)
         save_surrogate(out, net, meta)
         checkpoint.unlink(missing_ok=True)
     except (ValueError, FileNotFoundError) as err:
