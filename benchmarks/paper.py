@@ -101,9 +101,10 @@ def mnist_cell(size, formulation, backend, device, time_limit):
     return {"params": meta["n_parameters"], "build_s": build, **_solve(opti, time_limit)}
 
 
-def scopf_cell(size, formulation, backend, device, time_limit):
+def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000):
     """Paper problem 8 on Hawaii 37 with the width-``size`` frequency surrogate, trained once on
-    the authors' 110 samples and cached (``<cache>/power/hawaii37_authors_w<size>.h5``)."""
+    the authors' 110 samples for ``epochs`` and cached
+    (``<cache>/power/hawaii37_authors_w<size>[_e<epochs>].h5``)."""
     from nncas.cache import cache_root
     from power import surrogate, tscopf
     from power.dynamic_data import load_case
@@ -111,12 +112,12 @@ def scopf_cell(size, formulation, backend, device, time_limit):
     if formulation == "full-bounds":
         raise ValueError("full-bounds needs an input box; it is offered for --problem mnist only.")
     folder = Path(os.environ.get(HAWAII37_ENV, Path(__file__).resolve().parents[2] / "shared" / "hawaii37"))
-    model = cache_root() / "power" / f"hawaii37_authors_w{size}.h5"
+    model = cache_root() / "power" / f"hawaii37_authors_w{size}{'' if epochs == 3000 else f'_e{epochs}'}.h5"
     if not model.is_file():
         model.parent.mkdir(parents=True, exist_ok=True)
         import torch
 
-        net, meta = surrogate.train_surrogate(surrogate.load_data(folder), size,
+        net, meta = surrogate.train_surrogate(surrogate.load_data(folder), size, epochs=epochs,
                                               checkpoint=model.with_name(model.name + ".ckpt.pt"),
                                               device="cuda" if torch.cuda.is_available() else "cpu")
         surrogate.save_surrogate(model, net, meta)
@@ -134,28 +135,32 @@ def _base(formulation):
 
 # cells ---------------------------------------------------------------------------------
 def cell_key(cell: dict) -> tuple:
-    return tuple(cell[k] for k in ("problem", "size", "formulation", "backend", "device"))
+    return tuple(cell.get(k) for k in ("problem", "size", "formulation", "backend", "device", "threads"))
 
 
-def _run_cell(cell, threads, queue):
+def _run_cell(cell, queue):
     """Child process: solve one cell and put its record (or the error) on ``queue``."""
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
-    run = {"mnist": mnist_cell, "scopf": scopf_cell}[cell["problem"]]
+    if cell["threads"]:
+        torch.set_num_threads(cell["threads"])
     try:
-        queue.put({"ok": run(cell["size"], cell["formulation"], cell["backend"], cell["device"],
-                             cell["time_limit_s"])})
+        if cell["problem"] == "mnist":
+            stats = mnist_cell(cell["size"], cell["formulation"], cell["backend"], cell["device"],
+                               cell["time_limit_s"])
+        else:
+            stats = scopf_cell(cell["size"], cell["formulation"], cell["backend"], cell["device"],
+                               cell["time_limit_s"], cell["surrogate_epochs"])
+        queue.put({"ok": stats})
     except Exception as error:  # reported in the record, the run goes on with the next cell
         queue.put({"error": f"{type(error).__name__}: {error}"})
 
 
-def run_cell(cell: dict, threads: int | None) -> dict:
+def run_cell(cell: dict) -> dict:
     """Run ``cell`` in a fresh process; a record with status, or 'time_limit' / 'error'."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_run_cell, args=(cell, threads, queue), daemon=True)
+    process = context.Process(target=_run_cell, args=(cell, queue), daemon=True)
     tic = time.perf_counter()
     process.start()
     deadline = tic + cell["time_limit_s"] + GRACE_S
@@ -225,7 +230,8 @@ def append_record(path: Path, record: dict):
 
 # rendering -----------------------------------------------------------------------------
 def _label(r):
-    return r["formulation"] + (f" {r['backend']}/{r['device']}" if r["formulation"] == "graybox" else "")
+    label = r["formulation"] + (f" {r['backend']}/{r['device']}" if r["formulation"] == "graybox" else "")
+    return label + (f", {r['threads']} thread{'s' * (r['threads'] > 1)}" if r.get("threads") else "")
 
 
 def _outcome(r):
@@ -333,30 +339,36 @@ def _list(text, allowed, what):
     return items
 
 
-def cells(problem, sizes, formulations, backends, device, time_limit):
+def cells(problem, sizes, formulations, backends, device, time_limit, threads=None, surrogate_epochs=3000):
     out = []
     for size in sizes:
         for formulation in formulations:
             for backend in (backends if formulation == "graybox" else ["-"]):
                 out.append({"problem": problem, "size": size, "formulation": formulation,
                             "backend": backend, "device": device if formulation == "graybox" else "cpu",
-                            "time_limit_s": time_limit})
+                            "time_limit_s": time_limit, "threads": threads,
+                            **({"surrogate_epochs": surrogate_epochs} if problem == "scopf" else {})})
     return out
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.paper", description=__doc__.splitlines()[0])
-    parser.add_argument("--problem", choices=PROBLEMS, required=True)
-    parser.add_argument("--sizes", required=True, help="comma-separated widths, e.g. 128,512")
+    parser.add_argument("--problem", choices=PROBLEMS)
+    parser.add_argument("--sizes", default="", help="comma-separated widths, e.g. 128,512")
     parser.add_argument("--formulations", default="full,reduced,graybox",
                         help=f"comma-separated, from {', '.join(FORMULATIONS)}")
     parser.add_argument("--backends", default="torch", help="gray-box backends: torch,l4casadi")
     parser.add_argument("--device", default="cpu", help="gray-box device: cpu or cuda")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per cell")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per cell")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per cell (default torch's; part of the cell's identity)")
+    parser.add_argument("--surrogate-epochs", type=int, default=3000,
+                        help="training epochs of a missing SCOPF surrogate (cached per width and epochs)")
     parser.add_argument("--out", required=True, help="folder for results.jsonl, tables.md, plots")
     parser.add_argument("--render-only", action="store_true", help="only re-render tables and plots")
     args = parser.parse_args(argv)
+    if not args.render_only and not (args.problem and args.sizes):
+        parser.error("--problem and --sizes are needed (or --render-only).")
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
@@ -370,14 +382,14 @@ def main(argv=None):
     results = out / "results.jsonl"
     if not args.render_only:
         done = {cell_key(r) for r in load_records(results) if r.get("status") != "error"}
-        todo = [c for c in cells(args.problem, sizes, formulations, backends, args.device, args.time_limit)
-                if cell_key(c) not in done]
+        todo = [c for c in cells(args.problem, sizes, formulations, backends, args.device, args.time_limit,
+                                 args.threads, args.surrogate_epochs) if cell_key(c) not in done]
         info = machine()
         print(f"{len(todo)} cells to run ({len(done)} recorded in {results}); machine: {info}", flush=True)
         for index, cell in enumerate(todo, 1):
             print(f"[{index}/{len(todo)}] {cell['problem']} {cell['size']} {cell['formulation']} "
                   f"{cell['backend']} {cell['device']} ...", end=" ", flush=True)
-            record = {**run_cell(cell, args.threads), "machine": info, "threads": args.threads}
+            record = {**run_cell(cell), "machine": info}
             append_record(results, record)
             print(_outcome(record) if record.get("status") != "error" else f"error: {record['error']}",
                   flush=True)
