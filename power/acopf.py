@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from power.errors import CaseDataError
 from power.network import Network, PerUnitNetwork, PiecewiseLinearCost, PolynomialCost, per_unit
 from power.nlp import NlpBuilder, NlpSolution
+from power.results import SolveSummary
 
 
 def sparse_dm(matrix: sp.spmatrix) -> ca.DM:
@@ -172,7 +173,7 @@ def generation_cost(nlp: NlpBuilder, net: Network, pu: PerUnitNetwork, pg, name:
 
 
 @dataclass(frozen=True)
-class OpfResult:
+class OpfResult(SolveSummary):
     """Solution in physical units; generators and buses in ``pu`` order."""
 
     case: str
@@ -189,13 +190,6 @@ class OpfResult:
     bus_number: np.ndarray
     vm_pu: np.ndarray
     va_deg: np.ndarray
-
-    def summary(self) -> dict:
-        return {
-            "case": self.case, "status": self.status, "success": self.success,
-            "objective_usd_per_h": self.objective_usd_per_h, "iterations": self.iterations,
-            "solve_time_s": self.solve_time_s, "build_time_s": self.build_time_s,
-        }
 
     def to_json(self) -> dict:
         return {

@@ -14,7 +14,7 @@ from power.acopf import AcOpf
 from power.cases import case3
 from power.errors import CaseDataError
 from power.matpower import read_matpower
-from power.results import print_summary, write_json_atomic
+from power.results import report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CaseDataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = AcOpf(net).solve()
-    print_summary(result.summary())
-    if args.json:
-        write_json_atomic(args.json, result.to_json())
-    return 0 if result.success else 1
+    return report(AcOpf(net).solve(), args.json)
 
 
 if __name__ == "__main__":

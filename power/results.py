@@ -25,6 +25,26 @@ def write_json_atomic(path: str | Path, data: dict) -> None:
         raise
 
 
+SUMMARY_FIELDS = ("case", "status", "success", "objective_usd_per_h", "iterations",
+                  "solve_time_s", "build_time_s")
+
+
+class SolveSummary:
+    """For result records carrying :data:`SUMMARY_FIELDS`: their one-screen summary."""
+
+    def summary(self) -> dict:
+        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
+
+
+def report(result, json_path: str | None) -> int:
+    """The command lines' ending: print the summary, write ``result.to_json()`` to
+    ``json_path`` if given; exit status 0 when the solver succeeded, else 1."""
+    print_summary(result.summary())
+    if json_path:
+        write_json_atomic(json_path, result.to_json())
+    return 0 if result.success else 1
+
+
 def print_summary(summary: dict) -> None:
     """status, objective, iterations and time, one per line."""
     print(f"case: {summary['case']}")

@@ -42,7 +42,7 @@ from power.errors import CaseDataError
 from power.network import per_unit
 from power.nlp import NlpBuilder, NlpSolution
 from power.psse import GoC1Case, read_go_c1
-from power.results import print_summary, write_json_atomic
+from power.results import SolveSummary, report
 
 
 def _scatter(n_all: int, rows: np.ndarray) -> ca.DM:
@@ -61,7 +61,7 @@ class ContingencyBlock:
 
 
 @dataclass(frozen=True)
-class ScopfResult:
+class ScopfResult(SolveSummary):
     case: str
     status: str
     success: bool
@@ -76,13 +76,6 @@ class ScopfResult:
     contingency_pg_mw: dict[str, np.ndarray]  # same order, 0 when out
     delta_pu: dict[str, float]
     solution: NlpSolution
-
-    def summary(self) -> dict:
-        return {
-            "case": self.case, "status": self.status, "success": self.success,
-            "objective_usd_per_h": self.objective_usd_per_h, "iterations": self.iterations,
-            "solve_time_s": self.solve_time_s, "build_time_s": self.build_time_s,
-        }
 
     def to_json(self) -> dict:
         return {
@@ -201,11 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CaseDataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = Scopf(case).solve()
-    print_summary(result.summary())
-    if args.json:
-        write_json_atomic(args.json, result.to_json())
-    return 0 if result.success else 1
+    return report(Scopf(case).solve(), args.json)
 
 
 if __name__ == "__main__":
