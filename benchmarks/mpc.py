@@ -21,6 +21,8 @@ import casadi as ca
 import numpy as np
 import torch
 
+from nncas.storage import write_text_atomic
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import mpc_pendulum  # noqa: E402  (examples/ is not a package)
 
@@ -72,12 +74,6 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def _write_atomic(path: Path, text: str):
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizons", default="10,20,50")
@@ -112,9 +108,9 @@ def main(argv=None):
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out.with_suffix(".json"),
+        write_text_atomic(out.with_suffix(".json"),
                       json.dumps({"header": header, "rows": rows}, indent=1))
-        _write_atomic(out.with_suffix(".md"), table)
+        write_text_atomic(out.with_suffix(".md"), table)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ and a markdown table.
 """
 import argparse
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 import nncas
+from nncas.storage import write_text_atomic
 from power.surrogate import build_surrogate
 
 
@@ -135,12 +135,6 @@ def markdown(rows, header):
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str):
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", default="128,512,1024", help="hidden widths, 784 inputs")
@@ -168,8 +162,8 @@ def main(argv=None):
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out.with_suffix(".json"), json.dumps({"header": header, "rows": rows}, indent=1))
-        _write_atomic(out.with_suffix(".md"), table)
+        write_text_atomic(out.with_suffix(".json"), json.dumps({"header": header, "rows": rows}, indent=1))
+        write_text_atomic(out.with_suffix(".md"), table)
 
 
 def _widths(text):

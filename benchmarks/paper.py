@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from nncas.storage import replaced_atomically, write_text_atomic
+
 FORMULATIONS = ("full", "full-cold", "full-bounds", "reduced", "graybox")
 BACKENDS = ("torch", "l4casadi")
 PROBLEMS = ("mnist", "scopf")
@@ -307,10 +309,9 @@ def plots(records: list[dict], out: Path) -> list[Path]:
         axes[0].legend(fontsize=8)
         fig.tight_layout()
         path = out / f"{problem}_times.png"
-        tmp = path.with_name(path.stem + ".tmp.png")
-        fig.savefig(tmp, dpi=110)
+        with replaced_atomically(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
-        os.replace(tmp, path)
         written.append(path)
     return written
 
@@ -323,9 +324,7 @@ def render(out: Path):
               "(times in seconds of wall clock; `> S s`: stopped at the time limit).", "",
               "Machines:"] + [f"- `{m}`" for m in sorted(machines)] + [""]
     text = "\n".join(header) + "\n" + tables(records)
-    tmp = out / "tables.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, out / "tables.md")
+    write_text_atomic(out / "tables.md", text)
     plots(records, out)
     return text
 

@@ -27,11 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from multiprocessing import get_context
@@ -41,6 +38,7 @@ import casadi as ca
 import h5py
 import numpy as np
 
+from nncas.storage import replaced_atomically
 from power.acopf import AcOpf, add_ac_network
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
@@ -165,24 +163,6 @@ def _evaluate_star(args):
 
 
 # ---- storage ---------------------------------------------------------------------------------
-
-@contextmanager
-def replaced_atomically(path: Path, keep: bool):
-    """Yield a temporary path beside ``path`` (a copy of it when ``keep``) that replaces
-    ``path`` when the block succeeds and is deleted otherwise."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        if keep:
-            shutil.copyfile(path, tmp)
-        os.chmod(tmp, 0o644)
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
 
 def open_sample_file(path: Path, config: SampleConfig, sampler: Sampler) -> np.ndarray:
     """Create ``path`` for ``config`` or check that it was made with it; return done indices."""

@@ -30,13 +30,13 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
 
 from nncas import AffineScaling
-from power.sample import read_samples, replaced_atomically
+from nncas.storage import read_weights, replaced_atomically, save_weights
+from power.sample import read_samples
 
 FORMAT = "nncas-frequency-surrogate/1"
 HIDDEN_LAYERS = {100: 1, 500: 3, 1000: 5, 2000: 18, 4000: 38}  # paper Table 1, SCOPF rows
@@ -170,17 +170,8 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
 def save_surrogate(path: str | Path, net: nn.Module, meta: dict) -> None:
     """HDF5: ``/state/<name>`` per ``state_dict`` entry (scalings included); attributes
     ``format``, ``n_parameters``, ``torch_version`` and ``meta`` (str/int/float values).
-    Written to a temporary file that replaces ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with replaced_atomically(path, keep=False) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["n_parameters"] = n_parameters(net)
-        f.attrs["torch_version"] = str(torch.__version__)
-        for key, value in meta.items():
-            f.attrs[key] = value
-        for name, tensor in net.state_dict().items():
-            f.create_dataset(f"state/{name}", data=tensor.detach().cpu().numpy())
+    Written to a temporary file that replaces ``path`` (:mod:`nncas.storage`)."""
+    save_weights(path, net, meta, FORMAT)
 
 
 def load_surrogate(path: str | Path) -> tuple[nn.Sequential, dict]:
@@ -189,14 +180,7 @@ def load_surrogate(path: str | Path) -> tuple[nn.Sequential, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"no surrogate at {path}; train one with "
                                 f"`python -m power.surrogate --data D --width W --out {path}`.")
-    try:
-        with h5py.File(path, "r") as f:
-            meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-            state = {name: torch.from_numpy(f["state"][name][()]) for name in f["state"]}
-    except (OSError, KeyError) as err:
-        raise ValueError(f"{path} is not a readable surrogate file ({err}).") from err
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}.")
+    state, meta = read_weights(path, FORMAT, "surrogate")
     net = build_surrogate(int(meta["n_inputs"]), int(meta["n_outputs"]), int(meta["width"]),
                           int(meta["hidden_layers"]))
     net.load_state_dict(state)

@@ -5,16 +5,11 @@ file attributes ``format``, ``width``, ``activation``, ``n_parameters``, ``test_
 ``data_digest`` (SHA-256 of the MNIST payloads), ``seed``, ``epochs``, ``batch_size``, ``lr``,
 ``torch_version``.
 """
-import os
-import tempfile
 from pathlib import Path
 
-import h5py
-import numpy as np
-import torch
-
 from nncas.cache import cache_root
-from vision.models import ACTIVATIONS, WIDTHS, build_classifier, check_width, n_parameters
+from nncas.storage import read_weights, save_weights
+from vision.models import ACTIVATIONS, WIDTHS, build_classifier, check_width
 
 FORMAT = "nncas-mnist-classifier/1"
 
@@ -26,24 +21,7 @@ def default_path(width):
 
 def save_classifier(path, net, meta):
     """Write ``net``'s weights and ``meta`` (str/int/float values) to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["n_parameters"] = n_parameters(net)
-            f.attrs["torch_version"] = str(torch.__version__)
-            for key, value in meta.items():
-                f.attrs[key] = value
-            for name, tensor in net.state_dict().items():
-                f.create_dataset(f"state/{name}", data=tensor.detach().cpu().numpy())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_weights(path, net, meta, FORMAT)
 
 
 def load_classifier(path):
@@ -52,16 +30,9 @@ def load_classifier(path):
     if not path.is_file():
         raise FileNotFoundError(f"no trained classifier at {path}; train one with "
                                 f"`python -m vision.train --width W --out {path}`.")
-    try:
-        with h5py.File(path, "r") as f:
-            meta = {key: (value.item() if isinstance(value, np.generic) else value)
-                    for key, value in f.attrs.items()}
-            state = {name: torch.from_numpy(f["state"][name][()]) for name in f["state"]}
-    except (OSError, KeyError) as err:
-        raise ValueError(f"{path} is not a readable classifier file ({err}).") from err
-    if meta.get("format") != FORMAT or meta.get("activation") not in ACTIVATIONS:
-        raise ValueError(f"{path}: format {meta.get('format')!r}, activation {meta.get('activation')!r}; "
-                         f"expected {FORMAT!r} with one of {sorted(ACTIVATIONS)}.")
+    state, meta = read_weights(path, FORMAT, "classifier")
+    if meta.get("activation") not in ACTIVATIONS:
+        raise ValueError(f"{path}: activation {meta.get('activation')!r}; expected one of {sorted(ACTIVATIONS)}.")
     net = build_classifier(int(meta["width"]), meta["activation"])
     net.load_state_dict(state)
     net.eval()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import fcntl
 import platform
-from pathlib import Path
 
 import casadi as ca
 import torch

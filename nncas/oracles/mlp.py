@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch.func import jvp
 
-from ..layers import TORCH_OPS, Affine, Elementwise, LogSoftmax, Scale, Sigmoid, Softmax, Tanh
+from ..layers import TORCH_OPS, Affine, Elementwise, LogSoftmax, Scale, Sigmoid, Tanh
 from ..network import Network
 
 

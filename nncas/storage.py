@@ -1,0 +1,72 @@
+"""Files written whole or not at all: atomic replacement, text, and torch weights in HDF5.
+
+Every writer works on a temporary file beside the target and moves it into place with
+``os.replace``, so a reader (or a run resumed after an interruption) never sees a half-written
+file. Weights are stored as ``/state/<name>``, one dataset per ``state_dict`` entry, with the
+metadata as file attributes (str, int or float values).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+
+@contextmanager
+def replaced_atomically(path: str | Path, keep: bool = False):
+    """Yield a temporary path beside ``path`` (a copy of it when ``keep``) that replaces ``path``
+    when the block succeeds and is deleted otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        if keep:
+            shutil.copyfile(path, tmp)
+        os.chmod(tmp, 0o644)
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with replaced_atomically(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def save_weights(path: str | Path, net: torch.nn.Module, meta: dict, file_format: str) -> None:
+    """``net``'s ``state_dict`` and ``meta`` to HDF5 at ``path``, with attributes ``format``,
+    ``n_parameters`` and ``torch_version`` added."""
+    with replaced_atomically(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = file_format
+        f.attrs["n_parameters"] = sum(p.numel() for p in net.parameters())
+        f.attrs["torch_version"] = str(torch.__version__)
+        for key, value in meta.items():
+            f.attrs[key] = value
+        for name, tensor in net.state_dict().items():
+            f.create_dataset(f"state/{name}", data=tensor.detach().cpu().numpy())
+
+
+def read_weights(path: str | Path, file_format: str, what: str) -> tuple[dict, dict]:
+    """``(state_dict, meta)`` from a file of :func:`save_weights`; ``what`` names the kind of
+    file in error messages (e.g. "classifier")."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            meta = {key: (value.item() if isinstance(value, np.generic) else value)
+                    for key, value in f.attrs.items()}
+            state = {name: torch.from_numpy(f["state"][name][()]) for name in f["state"]}
+    except (OSError, KeyError) as err:
+        raise ValueError(f"{path} is not a readable {what} file ({err}).") from err
+    if meta.get("format") != file_format:
+        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {file_format!r}.")
+    return state, meta
