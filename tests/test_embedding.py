@@ -17,6 +17,16 @@ def _assert_close(actual, expected, rtol, atol):
                                rtol=rtol, atol=atol)
 
 
+def _assert_derivatives_match_torch(net, value, jacobian, hessian, rtol, atol):
+    """value(u), jacobian(u), hessian(u, LAM) equal torch.func's at every test point, with
+    per-quantity relative and absolute tolerances (value, Jacobian, Hessian)."""
+    for point in POINTS:
+        expected = zoo.torch_derivatives(net, point, LAM)
+        got = (value(point), jacobian(point), hessian(point, LAM))
+        for g, e, r, a in zip(got, expected, rtol, atol):
+            _assert_close(g, e, r, a)
+
+
 @pytest.mark.parametrize("kind", zoo.SMOOTH)
 def test_reduced_space_matches_torch(kind):
     net = zoo.network(kind)
@@ -28,11 +38,7 @@ def test_reduced_space_matches_torch(kind):
     f = ca.Function("f", [x], [y])
     jac = ca.Function("J", [x], [ca.jacobian(y, x)])
     hess = ca.Function("H", [x, lam], [ca.hessian(ca.dot(lam, y), x)[0]])
-    for point in POINTS:
-        value, J, H = zoo.torch_derivatives(net, point, LAM)
-        _assert_close(f(point), value, 1e-12, 1e-12)
-        _assert_close(jac(point), J, 1e-10, 1e-12)
-        _assert_close(hess(point, LAM), H, 1e-9, 1e-11)
+    _assert_derivatives_match_torch(net, f, jac, hess, (1e-12, 1e-10, 1e-9), (1e-12, 1e-12, 1e-11))
 
 
 @pytest.mark.parametrize("kind", zoo.SMOOTH)
@@ -78,11 +84,8 @@ def test_graybox_torch_matches_torch(kind, method):
     y, form = nncas.add_predictor(opti, net, x, formulation="graybox", backend="torch", method=method)
     assert form.oracle.method == method
     assert form.n_variables == 3 and form.n_constraints == 3
-    for point in POINTS:
-        value, J, H = zoo.torch_derivatives(net, point, LAM)
-        _assert_close(form.oracle.function(point), value, 1e-12, 1e-12)
-        _assert_close(form.oracle.jacobian(point), J, 1e-10, 1e-12)
-        _assert_close(form.oracle.hessian(point, LAM), H, 1e-10, 1e-12)
+    o = form.oracle
+    _assert_derivatives_match_torch(net, o.function, o.jacobian, o.hessian, (1e-12, 1e-10, 1e-10), (1e-12,) * 3)
 
 
 @pytest.mark.parametrize("kind", ["Tanh", "Sigmoid", "Softplus", "GELU", "BatchNorm1d", "Softmax", "AffineScaling"])
@@ -91,11 +94,8 @@ def test_graybox_l4casadi_matches_torch_in_float32(kind):
     opti = ca.Opti()
     x = opti.variable(zoo.N_IN)
     y, form = nncas.add_predictor(opti, net, x, formulation="graybox", backend="l4casadi")
-    for point in POINTS:
-        value, J, H = zoo.torch_derivatives(net, point, LAM)
-        _assert_close(form.oracle.function(point), value, 1e-5, 1e-5)
-        _assert_close(form.oracle.jacobian(point), J, 1e-4, 1e-5)
-        _assert_close(form.oracle.hessian(point, LAM), H, 1e-3, 1e-4)
+    o = form.oracle
+    _assert_derivatives_match_torch(net, o.function, o.jacobian, o.hessian, (1e-5, 1e-4, 1e-3), (1e-5, 1e-5, 1e-4))
 
 
 def test_interval_bounds_contain_sampled_activations():
