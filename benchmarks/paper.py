@@ -223,6 +223,12 @@ def load_records(path: Path) -> list[dict]:
     return records
 
 
+def pending(planned: list[dict], records: list[dict]) -> list[dict]:
+    """The planned cells without a finished record (a record with an error does not count)."""
+    finished = {cell_key(r) for r in records if r.get("status") != "error"}
+    return [c for c in planned if cell_key(c) not in finished]
+
+
 def append_record(path: Path, record: dict):
     with open(path, "a") as out:
         out.write(json.dumps(record) + "\n")
@@ -380,11 +386,12 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     if not args.render_only:
-        done = {cell_key(r) for r in load_records(results) if r.get("status") != "error"}
-        todo = [c for c in cells(args.problem, sizes, formulations, backends, args.device, args.time_limit,
-                                 args.threads, args.surrogate_epochs) if cell_key(c) not in done]
+        records = load_records(results)
+        todo = pending(cells(args.problem, sizes, formulations, backends, args.device, args.time_limit,
+                             args.threads, args.surrogate_epochs), records)
+        done = len(records)
         info = machine()
-        print(f"{len(todo)} cells to run ({len(done)} recorded in {results}); machine: {info}", flush=True)
+        print(f"{len(todo)} cells to run ({done} recorded in {results}); machine: {info}", flush=True)
         for index, cell in enumerate(todo, 1):
             print(f"[{index}/{len(todo)}] {cell['problem']} {cell['size']} {cell['formulation']} "
                   f"{cell['backend']} {cell['device']} ...", end=" ", flush=True)
