@@ -4,8 +4,10 @@ Sample k draws, with a generator seeded by (seed, k), factors u ~ U[1 - s, 1 + s
 targets Pg* = u Pg_nom and Qg* = u' Qg_nom for every online generator, and loads
 Pd = u'' Pd_nom, Qd = u'' Qd_nom.  The nominal dispatch is the base-case AC-OPF optimum
 (``--nominal opf``, the default: the region the TSC-SCOPF explores) or the case file's
-Pg, Qg (``--nominal case``); nominal loads are the file's.  A power flow makes the sample physical: the AC power-flow
-point closest to the targets,
+Pg, Qg (``--nominal case``); nominal loads are the file's.  With ``--qg limits`` the Qg target of
+every online unit is instead drawn uniformly in [Qmin, Qmax], so the surrogate also sees reactive
+dispatches far from the nominal ones (the draws of Pg and loads are unchanged).  A power flow
+makes the sample physical: the AC power-flow point closest to the targets,
 
     min sum_g (pg - pg*)^2 + (qg - qg*)^2   s.t. AC power balance, pmin <= pg <= pmax,
                                                  qmin <= qg <= qmax, vmin <= vm <= vmax
@@ -47,6 +49,7 @@ from power.network import Network, per_unit
 from power.nlp import NlpBuilder
 
 FORMAT = "nncas-frequency-samples/1"
+QG_DRAWS = ("scaled", "limits")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,15 @@ class SampleConfig:
     t_end_s: float = 30.0
     dt_s: float = 0.01
     nominal: str = "opf"  # "opf" or "case"
+    qg: str = "scaled"  # "scaled" (u' Qg_nom) or "limits" (U[Qmin, Qmax])
+
+    def to_json(self) -> str:
+        """The file's ``config`` attribute; ``qg`` only when not the default, so files made
+        before the option existed still match."""
+        fields = asdict(self)
+        if fields["qg"] == "scaled":
+            del fields["qg"]
+        return json.dumps(fields, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,16 @@ class Sampler:
         self.net: Network = case.network
         if config.nominal not in ("opf", "case"):
             raise ValueError(f"nominal={config.nominal!r}; choose 'opf' or 'case'.")
+        if config.qg not in QG_DRAWS:
+            raise ValueError(f"qg={config.qg!r}; choose one of {', '.join(QG_DRAWS)}.")
+        self.qmin = np.array([g.qmin_mvar for g in self.net.generators])
+        self.qmax = np.array([g.qmax_mvar for g in self.net.generators])
+        online = np.array([g.in_service for g in self.net.generators], dtype=bool)
+        unbounded = online & ~(np.isfinite(self.qmin) & np.isfinite(self.qmax))
+        if config.qg == "limits" and unbounded.any():
+            names = [f"{g.bus}/{g.id}" for g, u in zip(self.net.generators, unbounded) if u]
+            raise ValueError(f"--qg limits needs finite reactive limits; unit(s) {', '.join(names)} "
+                             f"of {self.net.name} have none.")
         self.pg_nominal = np.array([g.pg_mw for g in self.net.generators])
         self.qg_nominal = np.array([g.qg_mvar for g in self.net.generators])
         if config.nominal == "opf":
@@ -112,6 +134,9 @@ class Sampler:
         loads = tuple(replace(d, pd_mw=d.pd_mw * u, qd_mvar=d.qd_mvar * u) for d, u in zip(net.loads, u_load))
         pg = self.pg_nominal * u_pg
         qg = self.qg_nominal * u_qg
+        if self.config.qg == "limits":  # drawn after the others, which therefore stay the same
+            finite = np.isfinite(self.qmin) & np.isfinite(self.qmax)  # offline units may lack limits
+            qg = np.where(finite, rng.uniform(np.where(finite, self.qmin, 0), np.where(finite, self.qmax, 0)), qg)
         return replace(net, loads=loads), pg, qg
 
     def evaluate(self, index: int) -> Sample:
@@ -166,7 +191,7 @@ def _evaluate_star(args):
 
 def open_sample_file(path: Path, config: SampleConfig, sampler: Sampler) -> np.ndarray:
     """Create ``path`` for ``config`` or check that it was made with it; return done indices."""
-    meta = {"format": FORMAT, "config": json.dumps(asdict(config), sort_keys=True)}
+    meta = {"format": FORMAT, "config": config.to_json()}
     if path.exists():
         try:
             with h5py.File(path, "r") as f:
@@ -298,12 +323,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dt", type=float, default=0.01, help="integration step (s)")
     parser.add_argument("--nominal", choices=("opf", "case"), default="opf",
                         help="draw around the AC-OPF dispatch (default) or the case file's")
+    parser.add_argument("--qg", choices=QG_DRAWS, default="scaled",
+                        help="Qg targets: nominal times U[1-spread, 1+spread] (scaled, default) or "
+                             "uniform within each unit's [Qmin, Qmax] (limits)")
     args = parser.parse_args(argv)
     if args.samples < 1 or args.batch < 1 or args.workers < 1:
         parser.error("--samples, --batch and --workers must be positive")
     case = args.case if args.case == "example" else str(Path(args.case).resolve())
     dynamics = str(Path(args.dynamics).resolve()) if args.dynamics else None
-    config = SampleConfig(case, dynamics, args.seed, args.spread, args.t_end, args.dt, args.nominal)
+    config = SampleConfig(case, dynamics, args.seed, args.spread, args.t_end, args.dt, args.nominal,
+                          args.qg)
     try:
         run(config, args.out, args.samples, args.workers, args.batch, args.scheduler)
     except (ValueError, CaseDataError, OSError) as err:

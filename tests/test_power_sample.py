@@ -1,12 +1,15 @@
-"""Sampling: physical samples, a run killed mid-way resumes to the same data, dask LocalCluster."""
+"""Sampling: physical samples, Qg drawn within limits, a run killed mid-way resumes to the same data,
+dask LocalCluster."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -38,6 +41,36 @@ def test_samples_are_power_flows_within_the_spread():
     pg = sample.inputs[:len(net.generators)]
     assert pg.sum() >= pd.sum()  # generation covers load plus losses
     assert sample.outputs.shape == (3,) and np.all(sample.outputs < 60.0)
+
+
+def test_qg_limits_draw_stays_within_the_limits_and_differs_from_the_default():
+    scaled, limits = Sampler(CONFIG), Sampler(replace(CONFIG, qg="limits"))
+    online = np.array([g.in_service for g in limits.net.generators])
+    spans = []
+    for k in range(5):
+        _, pg_s, qg_s = scaled.draw(k)
+        net, pg_l, qg_l = limits.draw(k)
+        assert np.all((limits.qmin <= qg_l) & (qg_l <= limits.qmax))
+        np.testing.assert_array_equal(pg_l, pg_s)  # Pg and loads are drawn as before
+        assert [d.pd_mw for d in net.loads] == [d.pd_mw for d in scaled.draw(k)[0].loads]
+        assert not np.allclose(qg_l[online], qg_s[online])
+        spans.append(qg_l)
+    spans = np.array(spans)
+    # the draws leave the +-10% band around nominal Qg
+    assert np.any(np.abs(spans - scaled.qg_nominal) > 0.1 * np.abs(scaled.qg_nominal) + 1e-9)
+    sample = limits.evaluate(0)
+    assert sample.ok and np.all(sample.outputs < 60.0)
+
+
+def test_qg_setting_is_part_of_the_recorded_config(tmp_path):
+    assert "qg" not in json.loads(CONFIG.to_json())  # files made before the option still match
+    assert json.loads(replace(CONFIG, qg="limits").to_json())["qg"] == "limits"
+    with pytest.raises(ValueError, match="qg='box'"):
+        Sampler(replace(CONFIG, qg="box"))
+    out = tmp_path / "s.h5"
+    run(CONFIG, out, 1, log=lambda *_: None)
+    with pytest.raises(ValueError, match="use another output file or the same settings"):
+        run(replace(CONFIG, qg="limits"), out, 2, log=lambda *_: None)
 
 
 def test_killed_run_resumes_without_losing_or_repeating_samples(tmp_path):
