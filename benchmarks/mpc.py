@@ -10,7 +10,6 @@ cold first solve separately, IPOPT iterations and the closed-loop cost.
                              [--steps 60] [--threads 1] [--out docs/mpc_cpu]
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -21,7 +20,7 @@ import casadi as ca
 import numpy as np
 import torch
 
-from nncas.storage import write_text_atomic
+from benchmarks.report import write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import mpc_pendulum  # noqa: E402  (examples/ is not a package)
@@ -105,12 +104,7 @@ def main(argv=None):
             print(markdown([row], "").splitlines()[-1], flush=True)
     table = markdown(rows, header)
     print("\n" + table)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out.with_suffix(".json"),
-                      json.dumps({"header": header, "rows": rows}, indent=1))
-        write_text_atomic(out.with_suffix(".md"), table)
+    write_report(args.out, header, rows, table)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,8 @@ and a markdown table.
                                 [--skip-l4casadi] [--out docs/oracle]
 """
 import argparse
-import json
 import platform
 import time
-from pathlib import Path
 
 import casadi as ca
 import numpy as np
@@ -30,7 +28,7 @@ import torch
 from torch import nn
 
 import nncas
-from nncas.storage import write_text_atomic
+from benchmarks.report import write_report
 from power.surrogate import build_surrogate
 
 
@@ -159,11 +157,7 @@ def main(argv=None):
         print(markdown([row], "").splitlines()[-1], flush=True)
     table = markdown(rows, header)
     print("\n" + table)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out.with_suffix(".json"), json.dumps({"header": header, "rows": rows}, indent=1))
-        write_text_atomic(out.with_suffix(".md"), table)
+    write_report(args.out, header, rows, table)
 
 
 def _widths(text):
