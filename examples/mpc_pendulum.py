@@ -17,7 +17,7 @@ NLP parameter (multiple shooting, the network in every step's dynamics constrain
 
 warm-started from its previous solution shifted by one step, and applies :math:`u_0` to the true
 ODE. ``--embedding`` picks how the network enters: ``full``, ``reduced``, ``graybox-torch``
-(all N steps in one batched torch call) or ``graybox-l4casadi`` (one external per step).
+(all N steps in one batched torch call) or ``graybox-l4casadi`` (likewise, one l4casadi external).
 
 Run:  python examples/mpc_pendulum.py [--embedding graybox-torch] [--horizon 20] [--steps 60]
                                       [--x0 0.45 0 --x0 -0.3 1] [--figure mpc.png]
@@ -246,25 +246,23 @@ class PendulumMPC:
     def _embed(self, net, formulation, backend=None):
         """Add the network on columns (x_k, u_k); return the increments and per-step variables.
 
-        The torch gray box takes all N columns in one call (one batched external, block-diagonal
-        derivatives); the other embeddings are added per step, l4casadi because it takes one
-        column, full and reduced because their NLP is the same either way.
+        The gray boxes take all N columns in one call (one batched external; block-diagonal
+        derivatives in the NLP); full and reduced are added per step, since their NLP is the
+        same either way.
         """
         N = self.horizon
         inputs = ca.vertcat(self.X[:, :N], self.U)
         steps_of = [[] for _ in range(N)]
-        if backend == "torch":
+        if backend is not None:
             y, form = nncas.add_predictor(self.opti, net, inputs, formulation=formulation,
                                           backend=backend)
             for v in form.variables:
                 for k in range(N):
                     steps_of[k].append(v[:, k])
             return y, steps_of
-        options = {} if backend is None else {"backend": backend}
         columns = []
         for k in range(N):
-            y, form = nncas.add_predictor(self.opti, net, inputs[:, k], formulation=formulation,
-                                          **options)
+            y, form = nncas.add_predictor(self.opti, net, inputs[:, k], formulation=formulation)
             columns.append(y)
             steps_of[k].extend(form.variables)
         return ca.horzcat(*columns), steps_of

@@ -99,10 +99,8 @@ def _graybox(opti, net, x, x0, backend, device, oracle_options):
     if backend == "l4casadi":
         if oracle_options:
             raise TypeError(f"backend='l4casadi' takes no oracle options, got {sorted(oracle_options)}.")
-        if batch > 1:
-            raise ValueError(f"x has {batch} columns; a batched gray box needs backend='torch'.")
         from .oracles.l4casadi_oracle import L4CasADiOracle
-        oracle = L4CasADiOracle(net, n_in, n_out, dev)
+        oracle = L4CasADiOracle(net, n_in, n_out, dev, batch=batch)
     else:
         from .oracles.torch_oracle import TorchOracle
         oracle = TorchOracle(net, n_in, n_out, dev, batch=batch, **oracle_options)
