@@ -24,6 +24,7 @@ import numpy as np
 
 from .graybox import GrayBoxBlock, blocks_of
 from .placement import Placement
+from .threads import set_casadi_blas_threads
 
 
 def _selected_columns(selection: ca.DM, shape: tuple[int, int]) -> np.ndarray:
@@ -78,13 +79,24 @@ def derivative_functions(opti: ca.Opti) -> dict[str, ca.Function]:
 
 
 def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
-           plugin_options: dict | None = None) -> float:
+           plugin_options: dict | None = None, blas_threads: int | str | None = "auto") -> float:
     """``opti.solver(plugin, ...)`` with fast exact derivatives; returns construction seconds.
 
     Call it after the problem is complete (objective and all constraints added) and again
     after changing its structure. ``options`` are CasADi nlpsol options (``"ipopt.tol"``,
     ``"print_time"``...), ``plugin_options`` the plugin's own dictionary.
+
+    ``blas_threads``: threads for CasADi's own BLAS (IPOPT's linear algebra), which is
+    process-wide (:mod:`nncas.threads`). ``"auto"`` sets 1 when a gray box runs on the CPU, whose
+    torch threads would otherwise fight the BLAS threads, and leaves it alone otherwise; an
+    int sets that count; None leaves it alone.
     """
+    if blas_threads == "auto":
+        on_cpu = any(getattr(b.oracle, "device", None) is not None and b.oracle.device.type == "cpu"
+                     for b in blocks_of(opti))
+        blas_threads = 1 if on_cpu else None
+    if blas_threads is not None:
+        set_casadi_blas_threads(blas_threads)
     start = time.perf_counter()
     functions = derivative_functions(opti)
     opts = {**functions, "record_time": True, **(options or {})}

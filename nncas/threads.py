@@ -1,0 +1,47 @@
+"""The thread count of the BLAS inside CasADi (IPOPT's and MUMPS's OpenBLAS).
+
+CasADi ships its own threaded OpenBLAS. When a torch gray box runs on the CPU in the same
+process, the OpenBLAS threads of IPOPT's linear algebra and torch's OpenMP threads take turns
+on the same cores, and each side's idle threads spin while the other works. On a 16-core
+machine this made a SCOPF with a 15k-parameter gray box take 16.5 s instead of 2.2 s
+(`OPENBLAS_NUM_THREADS=1`) or 2.1 s (one torch thread); see docs/oracle.md. The library is
+loaded with ``import casadi``, too early for the environment variable, so the count is set
+through OpenBLAS's own ``openblas_set_num_threads``.
+"""
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import casadi as ca
+
+
+def _casadi_openblas() -> ctypes.CDLL | None:
+    folder = Path(ca.__file__).resolve().parent
+    for path in sorted(folder.glob("libcasadi-tp-openblas*")):
+        try:
+            library = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        if hasattr(library, "openblas_set_num_threads"):
+            return library
+    return None
+
+
+def set_casadi_blas_threads(count: int) -> bool:
+    """Use ``count`` threads in CasADi's OpenBLAS; False when this CasADi has none to set."""
+    if count < 1:
+        raise ValueError(f"a thread count must be at least 1, got {count}.")
+    library = _casadi_openblas()
+    if library is None:
+        return False
+    library.openblas_set_num_threads(int(count))
+    return True
+
+
+def casadi_blas_threads() -> int | None:
+    """The thread count of CasADi's OpenBLAS, or None when it has none."""
+    library = _casadi_openblas()
+    if library is None or not hasattr(library, "openblas_get_num_threads"):
+        return None
+    return int(library.openblas_get_num_threads())

@@ -1,0 +1,43 @@
+"""nncas.solver limits CasADi's BLAS threads when a torch gray box shares the CPU."""
+import casadi as ca
+import pytest
+
+import nncas
+import zoo
+from nncas.threads import casadi_blas_threads, set_casadi_blas_threads
+
+pytestmark = pytest.mark.skipif(casadi_blas_threads() is None,
+                                reason="this CasADi build has no OpenBLAS of its own")
+
+
+@pytest.fixture
+def restore_blas_threads():
+    before = casadi_blas_threads()
+    yield
+    set_casadi_blas_threads(before)
+
+
+def _problem(formulation):
+    opti = ca.Opti()
+    x = opti.variable(zoo.N_IN)
+    y, _ = nncas.add_predictor(opti, zoo.network("Tanh"), x, formulation=formulation)
+    opti.minimize(ca.sumsqr(x) + ca.sumsqr(y))
+    return opti
+
+
+def test_cpu_graybox_gets_one_blas_thread(restore_blas_threads):
+    set_casadi_blas_threads(2)
+    nncas.solver(_problem("graybox"), "ipopt")
+    assert casadi_blas_threads() == 1
+
+
+def test_algebraic_problem_and_explicit_counts(restore_blas_threads):
+    set_casadi_blas_threads(2)
+    nncas.solver(_problem("reduced"), "ipopt")
+    assert casadi_blas_threads() == 2  # "auto" leaves problems without a CPU gray box alone
+    nncas.solver(_problem("graybox"), "ipopt", blas_threads=None)
+    assert casadi_blas_threads() == 2
+    nncas.solver(_problem("reduced"), "ipopt", blas_threads=1)
+    assert casadi_blas_threads() == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        nncas.solver(_problem("reduced"), "ipopt", blas_threads=0)
