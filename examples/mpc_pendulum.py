@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -38,6 +37,7 @@ from torch import nn
 
 import nncas
 from nncas.cache import cache_root
+from nncas.storage import replaced_atomically
 
 #: --embedding value -> keyword arguments of nncas.add_predictor
 EMBEDDINGS = {
@@ -153,10 +153,8 @@ def learned_model(plant: Pendulum = Pendulum(), training: Training = Training(),
     _train(net, inputs, increments, training, progress)
     with torch.no_grad():  # the upright rest (0, 0, 0) is an equilibrium: make NN vanish there
         net[-1].offset -= net(torch.zeros(1, 3))[0].to(net[-1].offset.dtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(net.state_dict(), tmp)
-    os.replace(tmp, path)
+    with replaced_atomically(path) as tmp:
+        torch.save(net.state_dict(), tmp)
     return net.eval()
 
 
