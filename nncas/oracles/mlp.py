@@ -243,43 +243,32 @@ class _Gram:
     r"""The sum :math:`\sum_l \hat T_l \,\mathrm{diag}(c_l)\, \hat T_l^T` over layers, (K, r, r),
     plus the dense terms added to ``dense`` (head, diagonal tangents).
 
-    On a CPU the scaled and plain tangents of successive layers are concatenated along the
-    neuron axis and multiplied in one product per ``budget_bytes`` of them: fewer, larger
-    products run closer to the processor's rate. For r >= ``SPLIT_MIN`` the r rows are cut into
+    One batched product per layer. On a CPU with r >= ``SPLIT_MIN`` the r rows are cut into
     ``SPLIT_BLOCKS`` blocks and only the blocks on and above the diagonal are multiplied (the
-    sum is symmetric), which saves 3/8 of those flops. On a GPU one batched product per layer
-    measured faster than either (the copies and extra kernels cost more than they save).
+    sum is symmetric), which saves 3/8 of those flops; on a GPU the extra, smaller products cost
+    more than they save. (Concatenating all layers into one product measured no faster on the
+    CPU: the copies cost what the larger product gains.)
     """
 
     SPLIT_MIN, SPLIT_BLOCKS = 256, 4
 
-    def __init__(self, K, r, dtype, device, budget_bytes=2 ** 28):
+    def __init__(self, K, r, dtype, device):
         self.dense = torch.zeros(K, r, r, dtype=dtype, device=device)
         self._upper = torch.zeros_like(self.dense)
-        on_cpu = device.type == "cpu"
-        blocks = self.SPLIT_BLOCKS if on_cpu and r >= self.SPLIT_MIN else 1
-        budget_bytes = budget_bytes if on_cpu else 0
+        blocks = self.SPLIT_BLOCKS if device.type == "cpu" and r >= self.SPLIT_MIN else 1
         self._edges = [round(i * r / blocks) for i in range(blocks + 1)]
-        self._budget, self._pending, self._scaled, self._plain = budget_bytes, 0, [], []
 
     def add(self, tangent, c):
-        self._scaled.append(tangent * c[:, None, :])
-        self._plain.append(tangent)
-        self._pending += 2 * tangent.numel() * tangent.element_size()
-        if self._pending > self._budget:
-            self._flush()
+        """Add T diag(c) T^T."""
+        self.add_product(tangent * c[:, None, :], tangent.transpose(1, 2))
 
-    def _flush(self):
-        if self._plain:
-            scaled, plain = (torch.cat(pieces, dim=2) if len(pieces) > 1 else pieces[0]
-                             for pieces in (self._scaled, self._plain))
-            for start, stop in zip(self._edges[:-1], self._edges[1:]):
-                self._upper[:, start:stop, start:] += scaled[:, start:stop] @ plain[:, start:].transpose(1, 2)
-        self._pending, self._scaled, self._plain = 0, [], []
+    def add_product(self, left, right):
+        """Add left @ right, a product known to be symmetric (only its upper blocks are formed)."""
+        for start, stop in zip(self._edges[:-1], self._edges[1:]):
+            self._upper[:, start:stop, start:] += left[..., start:stop, :] @ right[..., start:]
 
     def total(self):
         """The symmetric sum."""
-        self._flush()
         for start, stop in zip(self._edges[:-1], self._edges[1:]):
             self._upper[:, stop:, start:stop] = self._upper[:, start:stop, stop:].transpose(1, 2)
         return self.dense + self._upper
