@@ -5,8 +5,10 @@ built by ``power.surrogate``) it times
 
 - the oracle alone: one Hessian with backend torch, structured and generic paths (float64),
   against the bound 2 n P / R, R the float64 matrix-multiply rate measured in the same run;
-- what IPOPT pays per iteration: one call of the NLP's ``hess_lag`` (from ``nncas.solver``)
-  for a problem holding the network as a gray box, with backend torch and backend l4casadi
+- what IPOPT pays per iteration: one call of the NLP's ``hess_lag`` (from ``nncas.solver``),
+  after the Jacobian at the same point as in IPOPT's iterations (so the torch backend reuses
+  the Jacobian's per-layer adjoints), for a problem holding the network as a gray box, with
+  backend torch and backend l4casadi
   (float32; nncas calls l4casadi's ``jac_adj1`` once per Hessian), output in the NLP's sparsity;
 - l4casadi with the Hessian left to CasADi: ``jacobian`` of the external's adjoint
   :math:`\lambda^T \partial y / \partial u`, which CasADi evaluates with forward directions
@@ -102,7 +104,8 @@ def measure(problem, net, n_in, n_out, device, rate, skip_l4casadi):
         o, hess_lag, point, lam = graybox_nlp(net, n_in, device, method=method)
         u = point[:n_in]
         row[f"torch_{method}_s"] = time_call(lambda: (o.hessian_tensor(u, lam), _sync(dev)))
-        if method == "structured":
+        if method == "structured":  # as IPOPT calls it: after the Jacobian at the same point
+            o.jacobian_tensor(u)
             row["nlp_torch_s"] = time_call(lambda: hess_lag(point, [], 1.0, lam))
     if not skip_l4casadi:
         o, hess_lag, point, lam = graybox_nlp(net, n_in, device, backend="l4casadi")

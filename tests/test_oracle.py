@@ -64,6 +64,18 @@ def test_wide_and_narrowing_hessians_match_torch_func(widths):
         np.testing.assert_allclose(H[k], hess, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_hessian_from_the_jacobians_adjoints_equals_its_own_sweep(name):
+    """After the Jacobian at a point, the Hessian reuses its per-layer adjoints; same result."""
+    oracle = _oracle(NETS[name](), 2, "structured")
+    rng = np.random.default_rng(4)
+    u, lam = rng.normal(size=6 * 2), rng.normal(size=oracle.n_out * 2)
+    own_sweep = oracle.hessian_tensor(u, lam).clone()
+    oracle.jacobian_tensor(u)
+    assert oracle._point.output_adjoints is not None
+    np.testing.assert_allclose(oracle.hessian_tensor(u, lam).numpy(), own_sweep.numpy(), rtol=1e-12, atol=1e-14)
+
+
 def test_one_forward_pass_per_point():
     oracle = _oracle(NETS["sigmoid"](), 1, "structured")
     u = np.linspace(-1, 1, 6)

@@ -150,20 +150,33 @@ class StructuredMLP:
 
     # derivatives ---------------------------------------------------------------------
     def jacobian(self, state, y):
-        """dy/du (K, m, n) by reverse accumulation of an identity seed."""
+        """dy/du (K, m, n) by reverse accumulation of an identity seed, and the output adjoints
+        dy/da_l (K, m, width_l) of every activation layer, in forward order."""
         g = torch.eye(self.n_out, dtype=y.dtype, device=y.device).expand(y.shape[0], -1, -1)
+        output_adjoints = []
         for step, saved in self._backward(state):
             if step[0] == "affine":
                 g = self._pullback(step, g)
             elif step[0] == "act":
+                output_adjoints.append(g)
                 g = g * saved[1][:, None, :]
             else:
                 g = g @ self._head_jacobian(step[1], saved[1])
-        return g
+        output_adjoints.reverse()
+        return g, output_adjoints
 
-    def hessian(self, state, lam):
-        """Hessian of lam^T y with respect to u (K, n, n)."""
-        weights = iter(self._curvature_weights(state, lam))
+    def hessian(self, state, lam, output_adjoints=None):
+        """Hessian of lam^T y with respect to u (K, n, n).
+
+        ``output_adjoints`` (from :meth:`jacobian` at the same point) give the adjoints
+        lam^T dy/da_l by small products instead of a reverse sweep through the weights, which
+        on a GPU is memory-bound (a large network's weights are read once more).
+        """
+        if output_adjoints is not None:
+            curvature = iter(saved[2] for saved in state if saved[0] == "act")
+            weights = iter([next(curvature) * (lam[:, None, :] @ g)[:, 0, :] for g in output_adjoints])
+        else:
+            weights = iter(self._curvature_weights(state, lam))
         saved_states = iter(state)
         K, r = lam.shape[0], self._coordinates
         tangent = _Tangent(torch.ones(K, r, dtype=lam.dtype, device=lam.device))

@@ -18,6 +18,7 @@ Two derivative paths (``method``):
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import casadi as ca
 import numpy as np
@@ -37,6 +38,20 @@ def block_diagonal(rows: int, cols: int, blocks: int) -> ca.Sparsity:
     return ca.diagcat(*[ca.Sparsity.dense(rows, cols)] * blocks)
 
 
+@dataclass(eq=False)
+class _Point:
+    """What is known at one input: its bytes (the cache key), u (K, n_in), y, the structured
+    forward state, and, once asked for, the Jacobian and the per-layer output adjoints
+    dy/da_l that let a Hessian at this point skip its own reverse sweep."""
+
+    key: bytes
+    u: torch.Tensor
+    y: torch.Tensor
+    state: list | None
+    jacobian: torch.Tensor | None = None
+    output_adjoints: list | None = None
+
+
 class TorchOracle:
     """Function, block-diagonal Jacobian and Lagrangian Hessian of a torch model."""
 
@@ -48,7 +63,7 @@ class TorchOracle:
         self.device, self.dtype = device, dtype
         self.method, self._mlp, self._model = self._choose(module, method)
         self._placed = {}
-        self._point = None  # (u bytes, u tensor, y, state, jacobian)
+        self._point: _Point | None = None
         self.evaluations = {"forward": 0, "jacobian": 0, "hessian": 0}
         self._build_functions()
 
@@ -72,10 +87,10 @@ class TorchOracle:
         """CasADi (rows x K) nonzeros, column-major (one sample after another) -> torch (K, rows)."""
         return torch.tensor(flat, dtype=self.dtype, device=self.device).reshape(-1, rows)
 
-    def _at(self, u: np.ndarray):
+    def _at(self, u: np.ndarray) -> "_Point":
         """Forward state at ``u`` (nonzeros of the n_in x K input), computed once per point."""
         key = u.tobytes()
-        if self._point is None or self._point[0] != key:
+        if self._point is None or self._point.key != key:
             self.evaluations["forward"] += 1
             ut = self._tensor(u, self.n_in)
             with torch.no_grad():
@@ -83,24 +98,24 @@ class TorchOracle:
                     y, state = self._mlp.forward(ut)
                 else:
                     y, state = self._model(ut), None
-            self._point = [key, ut, y, state, None]
+            self._point = _Point(key, ut, y, state)
         return self._point
 
     def value(self, u: np.ndarray) -> torch.Tensor:
         """y (K, n_out) at ``u``, the column-major values of the n_in x K input."""
-        return self._at(u)[2]
+        return self._at(u).y
 
     def jacobian_tensor(self, u: np.ndarray) -> torch.Tensor:
         """dy/du per sample (K, n_out, n_in)."""
         point = self._at(u)
-        if point[4] is None:
+        if point.jacobian is None:
             self.evaluations["jacobian"] += 1
             with torch.no_grad():
                 if self._mlp is not None:
-                    point[4] = self._mlp.jacobian(point[3], point[2])
+                    point.jacobian, point.output_adjoints = self._mlp.jacobian(point.state, point.y)
                 else:
-                    point[4] = vmap(jacrev(self._single))(point[1])
-        return point[4]
+                    point.jacobian = vmap(jacrev(self._single))(point.u)
+        return point.jacobian
 
     def hessian_tensor(self, u: np.ndarray, lam: np.ndarray) -> torch.Tensor:
         """Hessian of lam_k^T y_k with respect to u_k, per sample (K, n_in, n_in)."""
@@ -109,8 +124,8 @@ class TorchOracle:
         self.evaluations["hessian"] += 1
         with torch.no_grad():
             if self._mlp is not None:
-                return self._mlp.hessian(point[3], lam_t)
-        return vmap(lambda v, l: jacfwd(grad(lambda w: (l * self._single(w)).sum()))(v))(point[1], lam_t)
+                return self._mlp.hessian(point.state, lam_t, point.output_adjoints)
+        return vmap(lambda v, l: jacfwd(grad(lambda w: (l * self._single(w)).sum()))(v))(point.u, lam_t)
 
     def _single(self, v):
         return self._model(v[None])[0]
