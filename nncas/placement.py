@@ -53,10 +53,11 @@ class PlacedGather:
 
     def __init__(self, placement: Placement, device: torch.device):
         self.nnz = placement.sparsity.nnz()
-        order = np.argsort(placement.target, kind="stable")
         self._permutation = None
         if placement.target.size == self.nnz:  # one entry per position: a single gather
-            self._permutation = torch.as_tensor(placement.source[order], device=device)
+            permutation = np.empty_like(placement.source)
+            permutation[placement.target] = placement.source
+            self._permutation = torch.as_tensor(permutation, device=device)
         else:
             self._source = torch.as_tensor(placement.source, device=device)
             self._target = torch.as_tensor(placement.target, device=device)

@@ -149,11 +149,10 @@ class StructuredMLP:
             yield step, (None if step[0] == "affine" else next(saved))
 
     # derivatives ---------------------------------------------------------------------
-    def jacobian(self, state, y):
-        """dy/du (K, m, n) by reverse accumulation of an identity seed, and the output adjoints
-        dy/da_l (K, m, width_l) of every activation layer, in forward order."""
-        g = torch.eye(self.n_out, dtype=y.dtype, device=y.device).expand(y.shape[0], -1, -1)
-        output_adjoints = []
+    def _reverse(self, state, seed):
+        """Reverse sweep from ``seed`` (K, q, m): seed @ dy/du (K, q, n), and seed @ dy/da_l
+        (K, q, width_l) at every activation layer's output, in forward order."""
+        g, output_adjoints = seed, []
         for step, saved in self._backward(state):
             if step[0] == "affine":
                 g = self._pullback(step, g)
@@ -165,6 +164,12 @@ class StructuredMLP:
         output_adjoints.reverse()
         return g, output_adjoints
 
+    def jacobian(self, state, y):
+        """dy/du (K, m, n) by reverse accumulation of an identity seed, and the output adjoints
+        dy/da_l (K, m, width_l) of every activation layer, in forward order."""
+        identity = torch.eye(self.n_out, dtype=y.dtype, device=y.device)
+        return self._reverse(state, identity.expand(y.shape[0], -1, -1))
+
     def hessian(self, state, lam, output_adjoints=None):
         """Hessian of lam^T y with respect to u (K, n, n).
 
@@ -172,11 +177,7 @@ class StructuredMLP:
         lam^T dy/da_l by small products instead of a reverse sweep through the weights, which
         on a GPU is memory-bound (a large network's weights are read once more).
         """
-        if output_adjoints is not None:
-            curvature = iter(saved[2] for saved in state if saved[0] == "act")
-            weights = iter([next(curvature) * (lam[:, None, :] @ g)[:, 0, :] for g in output_adjoints])
-        else:
-            weights = iter(self._curvature_weights(state, lam))
+        weights = iter(self._curvature_weights(state, lam, output_adjoints))
         saved_states = iter(state)
         K, r = lam.shape[0], self._coordinates
         tangent = _Tangent(torch.ones(K, r, dtype=lam.dtype, device=lam.device))
@@ -198,19 +199,15 @@ class StructuredMLP:
             return hess
         return self._input_map.T @ (hess @ self._input_map)
 
-    def _curvature_weights(self, state, lam):
-        """sigma''(z_l) * (adjoint of a_l) per activation layer, in forward order."""
-        weights, adj = [], lam[:, None, :]
-        for step, saved in self._backward(state):
-            if step[0] == "affine":
-                adj = self._pullback(step, adj)
-            elif step[0] == "act":
-                weights.append(saved[2] * adj[:, 0, :])
-                adj = adj * saved[1][:, None, :]
-            else:
-                adj = adj @ self._head_jacobian(step[1], saved[1])
-        weights.reverse()
-        return weights
+    def _curvature_weights(self, state, lam, output_adjoints=None):
+        """sigma''(z_l) * (adjoint of a_l) per activation layer, in forward order; the adjoints
+        lam^T dy/da_l come from ``output_adjoints`` when given, else from a reverse sweep."""
+        if output_adjoints is None:
+            _, adjoints = self._reverse(state, lam[:, None, :])
+        else:
+            adjoints = [lam[:, None, :] @ g for g in output_adjoints]
+        curvatures = [saved[2] for saved in state if saved[0] == "act"]
+        return [c * a[:, 0, :] for c, a in zip(curvatures, adjoints)]
 
 
 class _Tangent:
