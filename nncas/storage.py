@@ -8,8 +8,8 @@ metadata as file attributes (str, int or float values).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,16 +21,15 @@ import torch
 @contextmanager
 def replaced_atomically(path: str | Path, keep: bool = False):
     """Yield a temporary path beside ``path`` (a copy of it when ``keep``) that replaces ``path``
-    when the block succeeds and is deleted otherwise."""
+    when the block succeeds and is deleted otherwise. The file gets the usual permissions
+    (0666 minus the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
     try:
         if keep:
             shutil.copyfile(path, tmp)
-        os.chmod(tmp, 0o644)
         yield tmp
         os.replace(tmp, path)
     except BaseException:

@@ -176,13 +176,6 @@ def generation_cost(nlp: NlpBuilder, net: Network, pu: PerUnitNetwork, pg, name:
 class OpfResult(SolveSummary):
     """Solution in physical units; generators and buses in ``pu`` order."""
 
-    case: str
-    status: str
-    success: bool
-    objective_usd_per_h: float
-    iterations: int
-    solve_time_s: float
-    build_time_s: float
     gen_bus: np.ndarray
     gen_id: tuple[str, ...]
     pg_mw: np.ndarray
@@ -231,9 +224,7 @@ class AcOpf:
     def result(self, sol: NlpSolution) -> OpfResult:
         pu, base = self.pu, self.pu.base_mva
         return OpfResult(
-            case=self.net.name, status=sol.status, success=sol.success,
-            objective_usd_per_h=sol.objective, iterations=sol.iterations,
-            solve_time_s=sol.solve_time_s, build_time_s=sol.build_time_s,
+            **SolveSummary.fields_of(self.net.name, sol),
             gen_bus=np.array([self.net.generators[r].bus for r in pu.gen_record]),
             gen_id=tuple(self.net.generators[r].id for r in pu.gen_record),
             pg_mw=base * sol.x["base.pg_pu"], qg_mvar=base * sol.x["base.qg_pu"],

@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+from nncas.storage import write_text_atomic
 
 
 def write_json_atomic(path: str | Path, data: dict) -> None:
-    """Write ``data`` as JSON via a temporary file in the same folder and
-    ``os.replace``, so readers never see a half-written file.  The file gets
-    the usual permissions (0666 minus the umask)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON whole or not at all (:func:`nncas.storage.write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
-SUMMARY_FIELDS = ("case", "status", "success", "objective_usd_per_h", "iterations",
-                  "solve_time_s", "build_time_s")
-
-
+@dataclass(frozen=True)
 class SolveSummary:
-    """For result records carrying :data:`SUMMARY_FIELDS`: their one-screen summary."""
+    """What every solver result starts with, and its one-screen summary."""
+
+    case: str
+    status: str
+    success: bool
+    objective_usd_per_h: float
+    iterations: int
+    solve_time_s: float
+    build_time_s: float
+
+    @staticmethod
+    def fields_of(case: str, sol) -> dict:
+        """The summary fields of an ``NlpSolution`` ``sol`` of case ``case``."""
+        return {"case": case, "status": sol.status, "success": sol.success,
+                "objective_usd_per_h": sol.objective, "iterations": sol.iterations,
+                "solve_time_s": sol.solve_time_s, "build_time_s": sol.build_time_s}
 
     def summary(self) -> dict:
-        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
+        return {f.name: getattr(self, f.name) for f in fields(SolveSummary)}
 
 
 def report(result, json_path: str | None) -> int:

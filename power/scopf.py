@@ -62,13 +62,6 @@ class ContingencyBlock:
 
 @dataclass(frozen=True)
 class ScopfResult(SolveSummary):
-    case: str
-    status: str
-    success: bool
-    objective_usd_per_h: float
-    iterations: int
-    solve_time_s: float
-    build_time_s: float
     gen_bus: np.ndarray  # all generators of the case, file order
     gen_id: tuple[str, ...]
     pg_mw: np.ndarray  # base case, 0 when out of service
@@ -163,9 +156,7 @@ class Scopf:
             pg_k = sol.x["base.pg_pu"][c.link] + c.alpha * sol.x[f"{c.label}.delta_pu"][0]
             cont_pg[c.label] = all_gens(base * pg_k, c.network.pu.gen_record)
         return ScopfResult(
-            case=net.name, status=sol.status, success=sol.success,
-            objective_usd_per_h=sol.objective, iterations=sol.iterations,
-            solve_time_s=sol.solve_time_s, build_time_s=sol.build_time_s,
+            **SolveSummary.fields_of(net.name, sol),
             gen_bus=np.array([g.bus for g in net.generators]),
             gen_id=tuple(g.id for g in net.generators),
             pg_mw=all_gens(base * sol.x["base.pg_pu"], pu.gen_record),
