@@ -37,7 +37,7 @@ from torch import nn
 
 import nncas
 from nncas.cache import cache_root
-from nncas.storage import replaced_atomically
+from nncas.storage import torch_save_atomic
 
 #: --embedding value -> keyword arguments of nncas.add_predictor
 EMBEDDINGS = {
@@ -153,8 +153,7 @@ def learned_model(plant: Pendulum = Pendulum(), training: Training = Training(),
     _train(net, inputs, increments, training, progress)
     with torch.no_grad():  # the upright rest (0, 0, 0) is an equilibrium: make NN vanish there
         net[-1].offset -= net(torch.zeros(1, 3))[0].to(net[-1].offset.dtype)
-    with replaced_atomically(path) as tmp:
-        torch.save(net.state_dict(), tmp)
+    torch_save_atomic(path, net.state_dict())
     return net.eval()
 
 

@@ -1,4 +1,4 @@
-"""Files written whole or not at all: atomic replacement, text, and torch weights in HDF5.
+"""Files written whole or not at all: atomic replacement, text, torch objects, and weights in HDF5.
 
 Every writer works on a temporary file beside the target and moves it into place with
 ``os.replace``, so a reader (or a run resumed after an interruption) never sees a half-written
@@ -40,6 +40,12 @@ def replaced_atomically(path: str | Path, keep: bool = False):
 def write_text_atomic(path: str | Path, text: str) -> None:
     with replaced_atomically(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def torch_save_atomic(path: str | Path, obj) -> None:
+    """``torch.save(obj)`` to ``path`` (checkpoints), whole or not at all."""
+    with replaced_atomically(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def save_weights(path: str | Path, net: torch.nn.Module, meta: dict, file_format: str) -> None:

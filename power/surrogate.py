@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from nncas import AffineScaling
-from nncas.storage import read_weights, replaced_atomically, save_weights
+from nncas.storage import read_weights, save_weights, torch_save_atomic
 from power.sample import read_samples
 
 FORMAT = "nncas-frequency-surrogate/1"
@@ -109,11 +109,6 @@ def _rmse(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float(torch.sqrt(torch.mean((net(x) - y) ** 2)))
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    with replaced_atomically(path, keep=False) as tmp:
-        torch.save(state, tmp)
-
-
 def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3, seed: int = 0,
                     validation: float = 0.2, checkpoint: str | Path | None = None,
                     checkpoint_every: int = 200, log=print, device: str = "cpu") -> tuple[nn.Sequential, dict]:
@@ -155,7 +150,7 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
                 f"{_rmse(net, x[train], y[train]):.4f} Hz, validation RMSE {_rmse(net, x[val], y[val]):.4f} Hz, "
                 f"{time.perf_counter() - tic:.1f} s")
         if checkpoint is not None and (done % checkpoint_every == 0 or done == epochs):
-            _save_checkpoint(checkpoint, {"config": config, "epoch": done, "model": net.state_dict(),
+            torch_save_atomic(checkpoint, {"config": config, "epoch": done, "model": net.state_dict(),
                                           "optimizer": optimizer.state_dict()})
     net.eval()
     train_rmse, validation_rmse = _rmse(net, x[train], y[train]), _rmse(net, x[val], y[val])

@@ -14,17 +14,16 @@ import argparse
 import copy
 import importlib.util
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import casadi as ca
 import numpy as np
 import torch
 
 import nncas
+from nncas.storage import write_text_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import N_CLASSES, WIDTHS, check_width
 from vision.train import ensure_classifier
@@ -199,9 +198,7 @@ def main(argv=None):
           f"{summary['target_probability']:.6f}, "
           f"predicted class {summary['predicted_class']}")
     if args.json:
-        tmp = Path(args.json).with_name(Path(args.json).name + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, args.json)
+        write_text_atomic(args.json, json.dumps(summary, indent=2) + "\n")
     if args.plot:
         plot(result, args.plot)
     return 0 if result.stats["success"] else 1

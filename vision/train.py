@@ -6,7 +6,6 @@ to a checkpoint (``<out>.ckpt.pt``, written atomically); running the same comman
 from it. The finished network goes to HDF5 (``vision.storage``) and the checkpoint is removed.
 """
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from nncas.storage import torch_save_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import WIDTHS, build_classifier, check_width, logits
 from vision.storage import default_path, load_classifier, save_classifier
@@ -29,13 +29,6 @@ def accuracy(net, images, labels, batch=2000):
         hits = sum((logits(net)(x[i:i + batch].to(dtype)).argmax(1) == y[i:i + batch]).sum().item()
                    for i in range(0, len(x), batch))
     return hits / len(x)
-
-
-def _save_checkpoint(path, state):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def train_classifier(width, data, epochs=4, seed=0, batch_size=128, lr=1e-3, checkpoint=None, log=print):
@@ -83,7 +76,7 @@ def train_classifier(width, data, epochs=4, seed=0, batch_size=128, lr=1e-3, che
         log(f"epoch {epoch + 1}/{epochs}: loss {total / n_batches:.4f}, test accuracy "
             f"{100 * test_acc:.2f}%, {time.perf_counter() - tic:.1f} s")
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, {"config": config, "epoch": epoch + 1,
+            torch_save_atomic(checkpoint, {"config": config, "epoch": epoch + 1,
                                           "model": net.state_dict(), "optimizer": optimizer.state_dict()})
     net.eval()
     return net, {**config, "epochs": epochs, "test_accuracy": test_acc}
