@@ -59,31 +59,29 @@ def _solve(opti, time_limit):
     return stats
 
 
-def _embed(opti, net, x, formulation, backend, device, input_bounds):
-    """add_predictor for one of FORMULATIONS; returns y."""
-    import nncas
-
+def _predictor_options(formulation, backend, device, input_bounds=None):
+    """``nncas.add_predictor`` options for one of FORMULATIONS."""
     if formulation == "graybox":
-        y, _ = nncas.add_predictor(opti, net, x, formulation="graybox", backend=backend, device=device)
-        return y
-    if formulation == "reduced":
-        return nncas.add_predictor(opti, net, x, formulation="reduced")[0]
-    bounds = input_bounds if formulation == "full-bounds" else None
-    y, form = nncas.add_predictor(opti, net, x, formulation="full", input_bounds=bounds)
+        return {"formulation": "graybox", "backend": backend, "device": device}
+    if formulation == "full-bounds":
+        if input_bounds is None:
+            raise ValueError("full-bounds needs an input box; it is offered for --problem mnist only.")
+        return {"formulation": "full", "input_bounds": input_bounds}
+    return {"formulation": "full" if formulation.startswith("full") else formulation}
+
+
+def _cold_start(opti, form, formulation):
+    """``full-cold``: every intermediate variable starts at 0."""
     if formulation == "full-cold":
         for variable in form.variables:
             opti.set_initial(variable, 0)
-    return y
 
 
 def mnist_cell(size, formulation, backend, device, time_limit):
     """Paper problem 7 on test image 0, target (label + 1) mod 10, width-``size`` classifier."""
-    import copy
-
-    import casadi as ca
     import numpy as np
 
-    from vision.adversarial import THRESHOLD, check_request
+    from vision.adversarial import build_adversarial, check_request
     from vision.data import as_inputs, load_mnist
     from vision.train import ensure_classifier
 
@@ -92,13 +90,9 @@ def mnist_cell(size, formulation, backend, device, time_limit):
     net, meta = ensure_classifier(size, data=data)
     x_ref = as_inputs(data.test_images[:1])[0].astype(np.float64)
     tic = time.perf_counter()
-    opti = ca.Opti()
-    x = opti.variable(x_ref.size)
-    opti.set_initial(x, x_ref)
-    y = _embed(opti, copy.deepcopy(net).double().eval(), x, formulation, backend, device, (0.0, 1.0))
-    opti.subject_to(y[target] >= THRESHOLD)
-    opti.subject_to(opti.bounded(0, x, 1))
-    opti.minimize(ca.sumsqr(x - x_ref))
+    opti, _, form = build_adversarial(net, x_ref, target,
+                                      **_predictor_options(formulation, backend, device, (0.0, 1.0)))
+    _cold_start(opti, form, formulation)
     build = time.perf_counter() - tic
     return {"params": meta["n_parameters"], "build_s": build, **_solve(opti, time_limit)}
 
@@ -107,32 +101,25 @@ def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000):
     """Paper problem 8 on Hawaii 37 with the width-``size`` frequency surrogate, trained once on
     the authors' 110 samples for ``epochs`` and cached
     (``<cache>/power/hawaii37_authors_w<size>[_e<epochs>].h5``)."""
+    import torch
+
     from nncas.cache import cache_root
     from power import surrogate, tscopf
     from power.dynamic_data import load_case
 
-    if formulation == "full-bounds":
-        raise ValueError("full-bounds needs an input box; it is offered for --problem mnist only.")
+    options = _predictor_options(formulation, backend, device)
     folder = Path(os.environ.get(HAWAII37_ENV, Path(__file__).resolve().parents[2] / "shared" / "hawaii37"))
     model = cache_root() / "power" / f"hawaii37_authors_w{size}{'' if epochs == 3000 else f'_e{epochs}'}.h5"
     if not model.is_file():
         model.parent.mkdir(parents=True, exist_ok=True)
-        import torch
-
         net, meta = surrogate.train_surrogate(surrogate.load_data(folder), size, epochs=epochs,
                                               checkpoint=model.with_name(model.name + ".ckpt.pt"),
                                               device="cuda" if torch.cuda.is_available() else "cpu")
         surrogate.save_surrogate(model, net, meta)
     net, meta = surrogate.load_surrogate(model)
-    opti, handles = tscopf.build_tscopf(load_case(folder), net, _base(formulation), backend, device)
-    if formulation == "full-cold":
-        for variable in handles.form.variables:
-            opti.set_initial(variable, 0)
+    opti, handles = tscopf.build_tscopf(load_case(folder), net, **options)
+    _cold_start(opti, handles.form, formulation)
     return {"params": meta["n_parameters"], "build_s": handles.build_time_s, **_solve(opti, time_limit)}
-
-
-def _base(formulation):
-    return "full" if formulation.startswith("full") else formulation
 
 
 # cells ---------------------------------------------------------------------------------

@@ -70,20 +70,29 @@ def probabilities(net, x):
         return net64(torch.as_tensor(np.asarray(x, dtype=np.float64))).numpy()
 
 
+def build_adversarial(net, x_ref, target, **predictor_options):
+    """Problem 7 for ``net`` around ``x_ref`` (784,) as a ``casadi.Opti``; returns (opti, x, form).
+
+    ``predictor_options`` go to ``nncas.add_predictor`` (formulation, backend, device, ...).
+    """
+    opti = ca.Opti()
+    x = opti.variable(x_ref.size)
+    opti.set_initial(x, x_ref)
+    y, form = nncas.add_predictor(opti, copy.deepcopy(net).double().eval(), x, **predictor_options)
+    opti.subject_to(y[target] >= THRESHOLD)
+    opti.subject_to(opti.bounded(0, x, 1))
+    opti.minimize(ca.sumsqr(x - x_ref))
+    return opti, x, form
+
+
 def solve_adversarial(net, x_ref, target, formulation="graybox", backend="torch", device="cpu", options=None):
     """Build and solve problem 7 for ``net`` around ``x_ref`` (784,); returns (x, stats, build s, solve s).
 
     ``options``: CasADi/IPOPT options added to the quiet defaults (e.g. ``{"ipopt.print_level": 5}``).
     """
     tic = time.perf_counter()
-    opti = ca.Opti()
-    x = opti.variable(x_ref.size)
-    opti.set_initial(x, x_ref)
     extra = {"backend": backend, "device": device} if formulation == "graybox" else {}
-    y, _ = nncas.add_predictor(opti, copy.deepcopy(net).double().eval(), x, formulation=formulation, **extra)
-    opti.subject_to(y[target] >= THRESHOLD)
-    opti.subject_to(opti.bounded(0, x, 1))
-    opti.minimize(ca.sumsqr(x - x_ref))
+    opti, x, _ = build_adversarial(net, x_ref, target, formulation=formulation, **extra)
     quiet = {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": False}
     nncas.solver(opti, "ipopt", {**quiet, **(options or {})})
     build = time.perf_counter() - tic
