@@ -27,23 +27,18 @@ import time
 import casadi as ca
 import numpy as np
 import torch
-from torch import nn
 
 import nncas
 from benchmarks.report import write_report
 from power.surrogate import build_surrogate
+from vision.models import build_classifier
 
 
-def mlp(n_in, width, n_out, hidden_layers, activation=nn.Tanh, softmax=False):
-    """n_in -> width, (hidden_layers - 1) x [act, width -> width], act, width -> n_out."""
+def mnist_classifier(width):
+    """The paper's MNIST classifier of ``width`` (vision.models; seeded, untrained; tanh at
+    every width, as measured in docs/)."""
     torch.manual_seed(0)
-    layers = [nn.Linear(n_in, width)]
-    for _ in range(hidden_layers - 1):
-        layers += [activation(), nn.Linear(width, width)]
-    layers += [activation(), nn.Linear(width, n_out)]
-    if softmax:
-        layers.append(nn.Softmax(dim=-1))
-    return nn.Sequential(*layers).eval()
+    return build_classifier(width, "tanh").eval()
 
 
 def scopf_surrogate(width):
@@ -151,7 +146,7 @@ def main(argv=None):
               f"{torch.get_num_threads()} threads); float64 matmul rate {rate / 1e9:.1f} GFLOP/s; "
               f"bound = 2 n P / rate.")
     print(header, flush=True)
-    cells = [(f"MNIST-{w}", mlp(784, w, 10, 5, softmax=True), 784, 10) for w in _widths(args.mnist)]
+    cells = [(f"MNIST-{w}", mnist_classifier(w), 784, 10) for w in _widths(args.mnist)]
     cells += [(f"SCOPF-{w}", scopf_surrogate(w), 117, 37) for w in _widths(args.scopf)]
     rows = []
     for problem, net, n_in, n_out in cells:
