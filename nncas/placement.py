@@ -10,6 +10,7 @@ matrix products.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import casadi as ca
@@ -43,6 +44,14 @@ class Placement:
         colind = np.searchsorted(col_of, np.arange(shape[1] + 1))
         sparsity = ca.Sparsity(shape[0], shape[1], colind.tolist(), row_of.tolist())
         return cls(sparsity, source, target.reshape(-1))
+
+    def digest(self) -> str:
+        """Equal digests place blocks identically (same matrix pattern, same map)."""
+        sha = hashlib.sha256()
+        for part in (self.sparsity.size(), self.sparsity.colind(), self.sparsity.row(),
+                     self.source, self.target):
+            sha.update(np.asarray(part, dtype=np.int64).tobytes())
+        return sha.hexdigest()
 
     def on(self, device: torch.device) -> "PlacedGather":
         return PlacedGather(self, device)

@@ -6,12 +6,14 @@ from benchmarks import oracle
 
 def test_report_rows(tmp_path):
     out = tmp_path / "oracle"
-    oracle.main(["--mnist", "", "--scopf", "100", "--skip-l4casadi", "--out", str(out)])
+    oracle.main(["--mnist", "", "--scopf", "100", "--skip-l4casadi", "--rounds", "2",
+                 "--out", str(out)])
     report = json.loads(out.with_suffix(".json").read_text())
     (row,) = report["rows"]
     assert row["problem"] == "SCOPF-100" and row["params"] == 15537 and row["n_in"] == 117
     # every timing is a positive duration
     for key in ("bound_s", "torch_structured_s", "torch_generic_s", "nlp_torch_s"):
         assert row[key] > 0
-    assert "float64 matmul rate" in report["header"]
+    assert "float64 matmul rate" in report["header"] and "best of 2 passes" in report["header"]
+    assert row["bound_flop"] == 2 * 117 * 15537
     assert "| SCOPF-100 | 15,537 |" in out.with_suffix(".md").read_text()

@@ -3,6 +3,11 @@
 CasADi hands :meth:`BufferCallback.eval_buffer` its input and output buffers (nonzeros in
 column-major order); wrapping them as numpy arrays avoids building a ``DM`` per call, which
 costs tens of milliseconds for a dense 784 x 784 Hessian.
+
+CasADi holds no reference to a callback's Python object: a Function built on it (an
+``nlpsol``, ``opti.to_function(...)``) fails with "Callback object has been deleted" once that
+object is collected, e.g. after the ``Opti`` that held it is gone. So every callback is pinned
+here until :func:`unpin` lets it go (``TorchOracle.release`` does so for all of an oracle's).
 """
 from __future__ import annotations
 
@@ -11,6 +16,10 @@ from typing import Callable, Sequence
 import casadi as ca
 import numpy as np
 import torch
+
+
+#: callbacks kept alive for CasADi, by id
+_PINNED: dict[int, "BufferCallback"] = {}
 
 
 class BufferCallback(ca.Callback):
@@ -23,6 +32,7 @@ class BufferCallback(ca.Callback):
         self._sparsity_in, self._sparsity_out = list(sparsity_in), list(sparsity_out)
         self._evaluate, self._jacobian = evaluate, jacobian
         self.construct(name, {})
+        _PINNED[id(self)] = self
 
     def get_n_in(self):
         return len(self._sparsity_in)
@@ -50,6 +60,12 @@ class BufferCallback(ca.Callback):
 
     def get_jacobian(self, name, inames, onames, opts):
         return self._jacobian
+
+
+def unpin(callback: BufferCallback) -> None:
+    """Let ``callback`` be collected once nothing else holds it; CasADi Functions that use it
+    then fail with "Callback object has been deleted"."""
+    _PINNED.pop(id(callback), None)
 
 
 def write(out: np.ndarray, values: torch.Tensor) -> None:

@@ -27,7 +27,7 @@ from torch.func import grad, jacfwd, jacrev, vmap
 
 from ..placement import Placement
 from ..torch_import import from_torch
-from .callback import BufferCallback, write
+from .callback import BufferCallback, unpin, write
 from .mlp import StructuredMLP
 
 METHODS = ("auto", "structured", "generic")
@@ -156,29 +156,43 @@ class TorchOracle:
 
     def placed_jacobian(self, placement: Placement) -> ca.Function:
         """u -> the Jacobian blocks (K, n_out, n_in) written into ``placement.sparsity``."""
-        gather = placement.on(self.device)
+        def build(gather):
+            def evaluate(inputs, outputs):
+                write(outputs[0], gather(self.jacobian_tensor(inputs[0])))
 
-        def evaluate(inputs, outputs):
-            write(outputs[0], gather(self.jacobian_tensor(inputs[0])))
+            return BufferCallback(f"{self._tag}_placed_jac", [ca.Sparsity.dense(self.n_in, self.batch)],
+                                  [placement.sparsity], evaluate)
 
-        return self._keep("jac", placement, BufferCallback(
-            f"{self._tag}_placed_jac", [ca.Sparsity.dense(self.n_in, self.batch)],
-            [placement.sparsity], evaluate))
+        return self._placed_callback("jac", placement, build)
 
     def placed_hessian(self, placement: Placement) -> ca.Function:
         """(u, lam) -> the Hessian blocks (K, n_in, n_in) written into ``placement.sparsity``."""
-        gather = placement.on(self.device)
+        def build(gather):
+            def evaluate(inputs, outputs):
+                write(outputs[0], gather(self.hessian_tensor(inputs[0], inputs[1])))
 
-        def evaluate(inputs, outputs):
-            write(outputs[0], gather(self.hessian_tensor(inputs[0], inputs[1])))
+            return BufferCallback(
+                f"{self._tag}_placed_hess",
+                [ca.Sparsity.dense(self.n_in, self.batch), ca.Sparsity.dense(self.n_out, self.batch)],
+                [placement.sparsity], evaluate)
 
-        return self._keep("hess", placement, BufferCallback(
-            f"{self._tag}_placed_hess",
-            [ca.Sparsity.dense(self.n_in, self.batch), ca.Sparsity.dense(self.n_out, self.batch)],
-            [placement.sparsity], evaluate))
+        return self._placed_callback("hess", placement, build)
 
-    def _keep(self, kind: str, placement: Placement, callback: BufferCallback) -> BufferCallback:
-        """Hold a reference: CasADi fails on callbacks whose Python object was collected.
-        One per kind and placement, so rebuilding a solver does not accumulate them."""
-        self._placed[kind, placement.sparsity.hash(), placement.source.size] = callback
-        return callback
+    def _placed_callback(self, kind: str, placement: Placement, build) -> BufferCallback:
+        """The callback of ``kind`` for ``placement``, built once (by ``build(gather)``) and
+        reused, so rebuilding a solver does not accumulate them."""
+        key = kind, placement.digest()
+        if key not in self._placed:
+            self._placed[key] = build(placement.on(self.device))
+        return self._placed[key]
+
+    def release(self) -> None:
+        """Let this oracle and its device memory go once nothing else holds it.
+
+        Its CasADi callbacks are pinned until then (see :mod:`nncas.oracles.callback`), so that
+        solvers and ``opti.to_function`` results keep working after the ``Opti`` is gone.
+        Afterwards, those Functions fail with "Callback object has been deleted".
+        """
+        for callback in (self.function, self._jacobian_callback, self.hessian, *self._placed.values()):
+            unpin(callback)
+        self._placed.clear()
