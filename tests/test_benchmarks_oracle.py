@@ -12,7 +12,8 @@ def test_report_rows(tmp_path):
     (row,) = report["rows"]
     assert row["problem"] == "SCOPF-100" and row["params"] == 15537 and row["n_in"] == 117
     # every timing is a positive duration
-    for key in ("bound_s", "torch_structured_s", "torch_generic_s", "nlp_torch_s"):
+    for key in ("bound_s", "torch_structured_s", "torch_structured_own_sweep_s", "torch_generic_s",
+                "nlp_torch_s"):
         assert row[key] > 0
     assert "float64 matmul rate" in report["header"] and "best of 2 passes" in report["header"]
     assert row["bound_flop"] == 2 * 117 * 15537
