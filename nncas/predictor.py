@@ -135,7 +135,10 @@ def _output_size(net: torch.nn.Module, n_in: int) -> int:
         with torch.no_grad():
             out = net(probe)
     except RuntimeError as err:
-        raise ValueError(f"the network rejected an input of {n_in} entries (x's size): {err}") from err
+        hint = (" x is a row; CasADi vectors are columns: pass x.T." if n_in == 1 else
+                " One input per column of x.")
+        raise ValueError(f"the network rejected an input of {n_in} entries (the rows of x): "
+                         f"{err}.{hint}") from err
     if out.dim() != 2 or out.shape[0] != 1:
         raise ValueError(f"the network maps a (1, {n_in}) batch to shape {tuple(out.shape)}; "
                          "a gray box needs a (1, n_out) output.")
@@ -143,7 +146,17 @@ def _output_size(net: torch.nn.Module, n_in: int) -> int:
 
 
 def _box(bounds, n):
-    lo, hi = (np.broadcast_to(np.asarray(b, dtype=float).reshape(-1), (n,)).copy() for b in bounds)
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError):
+        raise ValueError("input_bounds must be a pair (lower, upper) of scalars or arrays of the "
+                         f"network's {n} inputs.") from None
+    lo, hi = (np.asarray(b, dtype=float).reshape(-1) for b in (lo, hi))
+    for name, b in (("lower", lo), ("upper", hi)):
+        if b.size not in (1, n):
+            raise ValueError(f"input_bounds: the {name} bound has {b.size} entries; the network "
+                             f"has {n} inputs (give {n} entries or one scalar).")
+    lo, hi = np.broadcast_to(lo, (n,)).copy(), np.broadcast_to(hi, (n,)).copy()
     if np.any(lo > hi):
         raise ValueError("input_bounds: some lower bounds exceed their upper bounds.")
     return lo, hi

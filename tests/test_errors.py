@@ -42,11 +42,29 @@ def test_wrong_input_size(formulation):
         nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2)), x, formulation=formulation)
 
 
-def test_row_input_gets_a_hint():
+@pytest.mark.parametrize("formulation", ["reduced", "graybox"])
+def test_row_input_gets_a_hint(formulation):
     opti = ca.Opti()
     x = opti.variable(1, 4)
     with pytest.raises(ValueError, match="pass x.T"):
-        nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2)), x, formulation="reduced")
+        nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2)), x, formulation=formulation)
+
+
+def test_dtype_must_be_a_torch_dtype():
+    opti, x = _opti()
+    with pytest.raises(TypeError, match="torch.float64"):
+        nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2)), x, formulation="graybox", dtype="float64")
+
+
+@pytest.mark.parametrize("bounds, match", [
+    (([0, 0], [1, 1, 1, 1]), "lower bound has 2 entries; the network has 4 inputs"),
+    ((0, 1, 2), "a pair"),
+    ((1, 0), "exceed"),
+])
+def test_input_bounds_are_checked(bounds, match):
+    opti, x = _opti()
+    with pytest.raises(ValueError, match=match):
+        nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2), nn.Tanh()), x, input_bounds=bounds)
 
 
 def test_non_finite_weights():

@@ -59,6 +59,9 @@ class TorchOracle:
                  batch: int = 1, dtype: torch.dtype = torch.float64, method: str = "auto"):
         if method not in METHODS:
             raise ValueError(f"method={method!r}; choose one of {METHODS}.")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype={dtype!r}; give a torch floating-point dtype such as "
+                            "torch.float64 (the default) or torch.float32.")
         self.n_in, self.n_out, self.batch = n_in, n_out, batch
         self.device, self.dtype = device, dtype
         self.method, self._mlp, self._model = self._choose(module, method)
