@@ -6,7 +6,10 @@ Pd = u'' Pd_nom, Qd = u'' Qd_nom.  The nominal dispatch is the base-case AC-OPF 
 (``--nominal opf``, the default: the region the TSC-SCOPF explores) or the case file's
 Pg, Qg (``--nominal case``); nominal loads are the file's.  With ``--qg limits`` the Qg target of
 every online unit is instead drawn uniformly in [Qmin, Qmax], so the surrogate also sees reactive
-dispatches far from the nominal ones (the draws of Pg and loads are unchanged).  A power flow
+dispatches far from the nominal ones (the draws of Pg and loads are unchanged).  With ``--qg
+edges`` it is Qmin or Qmax with chance 1/4 each and uniform in between otherwise: an optimizer
+that games the surrogate through Qg drives many units to their reactive limits at once, a region
+that uniform draws in a 45-dimensional box almost never reach (``docs/power_transient.md``).  A power flow
 makes the sample physical: the AC power-flow point closest to the targets,
 
     min sum_g (pg - pg*)^2 + (qg - qg*)^2   s.t. AC power balance, pmin <= pg <= pmax,
@@ -49,7 +52,9 @@ from power.network import Network, per_unit
 from power.nlp import NlpBuilder
 
 FORMAT = "nncas-frequency-samples/1"
-QG_DRAWS = ("scaled", "limits")
+QG_DRAWS = ("scaled", "limits", "edges")
+#: with --qg edges, the chance that a unit's Qg target sits at Qmin, and again at Qmax
+EDGE_CHANCE = 0.25
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class SampleConfig:
     t_end_s: float = 30.0
     dt_s: float = 0.01
     nominal: str = "opf"  # "opf" or "case"
-    qg: str = "scaled"  # "scaled" (u' Qg_nom) or "limits" (U[Qmin, Qmax])
+    qg: str = "scaled"  # "scaled" (u' Qg_nom), "limits" (U[Qmin, Qmax]) or "edges" (see module doc)
 
     def to_json(self) -> str:
         """The file's ``config`` attribute; ``qg`` only when not the default, so files made
@@ -97,9 +102,9 @@ class Sampler:
         self.qmax = np.array([g.qmax_mvar for g in self.net.generators])
         online = np.array([g.in_service for g in self.net.generators], dtype=bool)
         unbounded = online & ~(np.isfinite(self.qmin) & np.isfinite(self.qmax))
-        if config.qg == "limits" and unbounded.any():
+        if config.qg in ("limits", "edges") and unbounded.any():
             names = [f"{g.bus}/{g.id}" for g, u in zip(self.net.generators, unbounded) if u]
-            raise ValueError(f"--qg limits needs finite reactive limits; unit(s) {', '.join(names)} "
+            raise ValueError(f"--qg {config.qg} needs finite reactive limits; unit(s) {', '.join(names)} "
                              f"of {self.net.name} have none.")
         self.pg_nominal = np.array([g.pg_mw for g in self.net.generators])
         self.qg_nominal = np.array([g.qg_mvar for g in self.net.generators])
@@ -134,9 +139,14 @@ class Sampler:
         loads = tuple(replace(d, pd_mw=d.pd_mw * u, qd_mvar=d.qd_mvar * u) for d, u in zip(net.loads, u_load))
         pg = self.pg_nominal * u_pg
         qg = self.qg_nominal * u_qg
-        if self.config.qg == "limits":  # drawn after the others, which therefore stay the same
+        if self.config.qg != "scaled":  # drawn after the others, which therefore stay the same
             finite = np.isfinite(self.qmin) & np.isfinite(self.qmax)  # offline units may lack limits
-            qg = np.where(finite, rng.uniform(np.where(finite, self.qmin, 0), np.where(finite, self.qmax, 0)), qg)
+            low, high = np.where(finite, self.qmin, 0), np.where(finite, self.qmax, 0)
+            drawn = rng.uniform(low, high)
+            if self.config.qg == "edges":
+                side = rng.uniform(size=drawn.size)
+                drawn = np.where(side < EDGE_CHANCE, low, np.where(side > 1 - EDGE_CHANCE, high, drawn))
+            qg = np.where(finite, drawn, qg)
         return replace(net, loads=loads), pg, qg
 
     def evaluate(self, index: int) -> Sample:
@@ -324,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nominal", choices=("opf", "case"), default="opf",
                         help="draw around the AC-OPF dispatch (default) or the case file's")
     parser.add_argument("--qg", choices=QG_DRAWS, default="scaled",
-                        help="Qg targets: nominal times U[1-spread, 1+spread] (scaled, default) or "
-                             "uniform within each unit's [Qmin, Qmax] (limits)")
+                        help="Qg targets: nominal times U[1-spread, 1+spread] (scaled, default), "
+                             "uniform within each unit's [Qmin, Qmax] (limits), or at Qmin or Qmax "
+                             "with chance 1/4 each and uniform otherwise (edges)")
     args = parser.parse_args(argv)
     if args.samples < 1 or args.batch < 1 or args.workers < 1:
         parser.error("--samples, --batch and --workers must be positive")

@@ -62,6 +62,20 @@ def test_qg_limits_draw_stays_within_the_limits_and_differs_from_the_default():
     assert sample.ok and np.all(sample.outputs < 60.0)
 
 
+def test_qg_edges_draw_puts_about_half_the_units_at_a_reactive_limit():
+    scaled, edges = Sampler(CONFIG), Sampler(replace(CONFIG, qg="edges"))
+    online = np.array([g.in_service for g in edges.net.generators])
+    at_limit, total = 0, 0
+    for k in range(40):
+        net, pg, qg = edges.draw(k)
+        assert np.all((edges.qmin <= qg) & (qg <= edges.qmax))
+        np.testing.assert_array_equal(pg, scaled.draw(k)[1])  # Pg and loads are drawn as before
+        limit = np.isclose(qg, edges.qmin) | np.isclose(qg, edges.qmax)
+        at_limit, total = at_limit + limit[online].sum(), total + online.sum()
+    assert 0.35 < at_limit / total < 0.65  # chance 1/2, over 40 draws of every online unit
+    assert edges.evaluate(0).ok
+
+
 def test_qg_setting_is_part_of_the_recorded_config(tmp_path):
     assert "qg" not in json.loads(CONFIG.to_json())  # files made before the option still match
     assert json.loads(replace(CONFIG, qg="limits").to_json())["qg"] == "limits"
