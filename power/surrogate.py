@@ -42,6 +42,8 @@ FORMAT = "nncas-frequency-surrogate/1"
 HIDDEN_LAYERS = {100: 1, 500: 3, 1000: 5, 2000: 18, 4000: 38}  # paper Table 1, SCOPF rows
 AUTHORS_FILES = ("10_10_gen_load_input_v2.pt", "10_10_freq_output_v2.pt")
 DEFAULTS = {"epochs": 3000, "lr": 1e-3, "seed": 0, "validation": 0.2}
+#: kinds of surrogate inputs, the prefixes of power.sample's column names
+INPUT_KINDS = ("pg", "qg", "pd")
 
 
 def check_width(width: int) -> int:
@@ -51,12 +53,17 @@ def check_width(width: int) -> int:
 
 
 def build_surrogate(n_in: int, n_out: int, width: int, hidden_layers: int | None = None,
-                    scaling=None) -> nn.Sequential:
+                    scaling=None, ignored=None) -> nn.Sequential:
     """AffineScaling, Linear(n_in, h), [Tanh, Linear(h, h)] x (L - 2), Tanh, Linear(h, n_out),
-    AffineScaling (float64).  ``scaling`` = (m_x, s_x, m_y, s_y); identity when None."""
+    AffineScaling (float64).  ``scaling`` = (m_x, s_x, m_y, s_y); identity when None.  Input
+    columns where the boolean mask ``ignored`` is set get scale and offset 0: the network does
+    not depend on them (same shape and parameter count)."""
     hidden = HIDDEN_LAYERS[check_width(width)] if hidden_layers is None else hidden_layers
     m_x, s_x, m_y, s_y = scaling or (np.zeros(n_in), np.ones(n_in), np.zeros(n_out), np.ones(n_out))
-    layers: list[nn.Module] = [AffineScaling(1 / s_x, -m_x / s_x), nn.Linear(n_in, width)]
+    scale_x, offset_x = 1 / s_x, -m_x / s_x
+    if ignored is not None:
+        scale_x, offset_x = np.where(ignored, 0.0, scale_x), np.where(ignored, 0.0, offset_x)
+    layers: list[nn.Module] = [AffineScaling(scale_x, offset_x), nn.Linear(n_in, width)]
     for _ in range(hidden - 1):
         layers += [nn.Tanh(), nn.Linear(width, width)]
     layers += [nn.Tanh(), nn.Linear(width, n_out), AffineScaling(s_y, m_y)]
@@ -79,14 +86,32 @@ def load_data(path: str | Path) -> dict:
                              "the authors' .pt files or an HDF5 file from `python -m power.sample`.")
         x, y = (torch.load(f, weights_only=True).to(torch.float64).numpy() for f in files)
         source = "authors"
+        names = None
     else:
         samples = read_samples(path)
         x, y, source = samples["inputs"], samples["outputs"], "power.sample"
+        names = json.loads(samples["attrs"]["input_names"])
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or len(x) < 5:
         raise ValueError(f"{path}: need matching 2-D inputs and outputs with at least 5 rows, "
                          f"got {x.shape} and {y.shape}.")
     digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes())
-    return {"inputs": x, "outputs": y, "source": source, "path": path.name, "digest": digest.hexdigest()}
+    return {"inputs": x, "outputs": y, "source": source, "path": path.name, "digest": digest.hexdigest(),
+            "input_names": names}
+
+
+def ignored_columns(data: dict, kinds) -> np.ndarray:
+    """Boolean mask of the input columns of the given kinds (``"pg"``, ``"qg"``, ``"pd"``),
+    found by the column names that ``power.sample`` records."""
+    unknown = sorted(set(kinds) - set(INPUT_KINDS))
+    if unknown:
+        raise ValueError(f"cannot ignore inputs {unknown}; choose among {list(INPUT_KINDS)}.")
+    names = data.get("input_names")
+    if names is None:
+        if kinds:
+            raise ValueError(f"{data['path']} names no input columns (the authors' files do not); "
+                             "ignoring inputs needs a sample file from `python -m power.sample`.")
+        return np.zeros(data["inputs"].shape[1], dtype=bool)
+    return np.array([name.split("_", 1)[0] in kinds for name in names])
 
 
 def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,17 +136,23 @@ def _rmse(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3, seed: int = 0,
                     validation: float = 0.2, checkpoint: str | Path | None = None,
-                    checkpoint_every: int = 200, log=print, device: str = "cpu") -> tuple[nn.Sequential, dict]:
+                    checkpoint_every: int = 200, log=print, device: str = "cpu",
+                    ignore: tuple[str, ...] = ()) -> tuple[nn.Sequential, dict]:
     """Train the width-``width`` surrogate on ``data`` (:func:`load_data`) on ``device``; returns
     ``(net, meta)`` with the network on the CPU. Full-batch Adam, so a run resumed from
-    ``checkpoint`` equals an uninterrupted one (on the same device)."""
+    ``checkpoint`` equals an uninterrupted one (on the same device). Inputs of the kinds in
+    ``ignore`` (e.g. ``("qg",)``) are zeroed by the input scaling, so the network cannot use them:
+    an optimizer then cannot buy frequency on the surrogate by moving them."""
     x_all, y_all = data["inputs"], data["outputs"]
+    ignored = ignored_columns(data, ignore)
     train, val = _split(len(x_all), validation, seed)
     scaling = _scaling(x_all[train], y_all[train])
     config = {"width": check_width(width), "hidden_layers": HIDDEN_LAYERS[width], "lr": lr, "seed": seed,
               "validation": validation, "data_digest": data["digest"], "epochs": epochs}
+    if ignore:  # only then, so that checkpoints made before the option still resume
+        config["ignored_inputs"] = ",".join(sorted(set(ignore)))
     torch.manual_seed(seed)
-    net = build_surrogate(x_all.shape[1], y_all.shape[1], width, scaling=scaling).to(device)
+    net = build_surrogate(x_all.shape[1], y_all.shape[1], width, scaling=scaling, ignored=ignored).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     start = 0
     checkpoint = Path(checkpoint) if checkpoint else None
@@ -135,9 +166,9 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
         start = state["epoch"]
         log(f"resuming width {width} from {checkpoint} after epoch {start}")
     x, y = torch.from_numpy(x_all).to(device), torch.from_numpy(y_all).to(device)
-    m_x, s_x, m_y, s_y = (torch.from_numpy(a).to(device) for a in scaling)
+    _, _, m_y, s_y = (torch.from_numpy(a).to(device) for a in scaling)
     inner = net[1:-1]  # the MLP between the scalings: trained on scaled data
-    xs, ys = (x - m_x) / s_x, (y - m_y) / s_y
+    xs, ys = net[0](x), (y - m_y) / s_y
     tic = time.perf_counter()
     for epoch in range(start, epochs):
         loss = torch.mean((inner(xs[train]) - ys[train]) ** 2)
@@ -158,7 +189,7 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
     meta = {**config, "train_rmse_hz": train_rmse,
             "validation_rmse_hz": validation_rmse, "n_train": len(train), "n_validation": len(val),
             "data_source": data["source"], "data_file": data["path"],
-            "n_inputs": x_all.shape[1], "n_outputs": y_all.shape[1]}
+            "n_inputs": x_all.shape[1], "n_outputs": y_all.shape[1], "n_ignored_inputs": int(ignored.sum())}
     return net, meta
 
 
@@ -196,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (training only; the file is the same)")
+    parser.add_argument("--ignore", nargs="+", choices=INPUT_KINDS, default=[], metavar="KIND",
+                        help="input kinds the network must not use, e.g. qg (scaled to 0; same "
+                             "shape and parameter count; needs a sample file)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -209,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training width {args.width} ({HIDDEN_LAYERS[args.width]} hidden layers) on "
               f"{len(data['inputs'])} samples from {data['path']} -> {out}")
         net, meta = train_surrogate(data, args.width, args.epochs, args.lr, args.seed, args.validation,
-                                    checkpoint, args.checkpoint_every, device=args.device)
+                                    checkpoint, args.checkpoint_every, device=args.device,
+                                    ignore=tuple(args.ignore))
         save_surrogate(out, net, meta)
         checkpoint.unlink(missing_ok=True)
     except (ValueError, FileNotFoundError) as err:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from power import tscopf as tscopf_cli
 from power.cases import scopf3_case
-from power.sample import SampleConfig, evaluate_sample
+from power.sample import SampleConfig, Sampler, evaluate_sample
 from power.scopf import Scopf
-from power.surrogate import HIDDEN_LAYERS, load_data, load_surrogate, n_parameters, save_surrogate, train_surrogate
+from power.surrogate import (HIDDEN_LAYERS, ignored_columns, load_data, load_surrogate, n_parameters,
+                             save_surrogate, train_surrogate)
 from power.tscopf import build_tscopf, solve_tscopf
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -112,3 +114,35 @@ def test_authors_data_loads_in_the_paper_shape():
     data = load_data(SHARED / "hawaii37")
     assert data["inputs"].shape == (110, 117) and data["outputs"].shape == (110, 37)
     assert 59.0 < data["outputs"].min() and data["outputs"].max() < 60.0  # Hz, not deviations
+
+
+def test_ignored_inputs_do_not_move_the_surrogate(tmp_path):
+    """--ignore qg: the Qg columns are scaled to zero, so Qg moves cannot change the prediction;
+    the network keeps its shape, and the file keeps the setting."""
+    config = SampleConfig("example", t_end_s=10.0, nominal="case")
+    samples = [evaluate_sample(config, k) for k in range(12)]
+    data = {"inputs": np.stack([s.inputs for s in samples]), "outputs": np.stack([s.outputs for s in samples]),
+            "source": "test", "path": "memory", "digest": "test", "input_names": Sampler(config).input_names}
+    net, meta = train_surrogate(data, 100, epochs=50, log=lambda *_: None, ignore=("qg",))
+    qg = ignored_columns(data, ("qg",))
+    assert qg.sum() == meta["n_ignored_inputs"] == len(scopf3_case().network.generators)
+    assert meta["ignored_inputs"] == "qg"
+    plain, _ = train_surrogate(data, 100, epochs=1, log=lambda *_: None)
+    assert n_parameters(net) == n_parameters(plain)
+
+    x = torch.as_tensor(data["inputs"][:1])
+    qg_moved, pg_moved = x.clone(), x.clone()
+    qg_moved[:, torch.as_tensor(qg)] += 50.0
+    pg_moved[:, 0] += 5.0
+    with torch.no_grad():
+        assert torch.equal(net(qg_moved), net(x))
+        assert not torch.allclose(net(pg_moved), net(x))
+        save_surrogate(tmp_path / "m.h5", net, meta)
+        loaded, loaded_meta = load_surrogate(tmp_path / "m.h5")
+        assert torch.equal(loaded(qg_moved), net(x)) and loaded_meta["ignored_inputs"] == "qg"
+
+    unnamed = {**data, "input_names": None}
+    with pytest.raises(ValueError, match="names no input columns"):
+        ignored_columns(unnamed, ("qg",))
+    with pytest.raises(ValueError, match="choose among"):
+        ignored_columns(data, ("vm",))
