@@ -11,7 +11,6 @@ cold first solve separately, IPOPT iterations and the closed-loop cost.
 """
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import casadi as ca
 import numpy as np
 import torch
 
-from benchmarks.report import write_report
+from benchmarks.report import machine, write_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import mpc_pendulum  # noqa: E402  (examples/ is not a package)
@@ -65,12 +64,13 @@ def markdown(rows, header) -> str:
     return "\n".join(lines) + "\n"
 
 
-def machine() -> str:
+def machine_line() -> str:
+    """The machine, the load at start and the solver stack, in one line for the report header."""
+    info = machine()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"{torch.get_num_threads()} torch threads, load average {load:.1f} at start; "
-            f"casadi {ca.__version__} (IPOPT, MUMPS), torch {torch.__version__}, "
-            f"Python {platform.python_version()}")
+    return (f"{info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads, load average "
+            f"{load:.1f} at start; casadi {ca.__version__} (IPOPT, MUMPS), torch {info['torch']}, "
+            f"Python {info['python']}")
 
 
 def main(argv=None):
@@ -94,7 +94,7 @@ def main(argv=None):
               f"{plant.dt} s from x0 = {' and '.join(map(str, INITIAL_STATES))}. Solve = CasADi "
               f"t_wall_total (IPOPT and its callbacks only), median and p95 over the warm-started "
               f"steps; cold = the first solve of each run (max); step() = the whole controller "
-              f"call incl. Opti's bookkeeping. Machine: {machine()}.")
+              f"call incl. Opti's bookkeeping. Machine: {machine_line()}.")
     print(header, flush=True)
     rows = []
     for embedding in embeddings:

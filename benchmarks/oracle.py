@@ -23,7 +23,6 @@ disturbed by other load). Results go to JSON and a markdown table.
                                 [--skip-l4casadi] [--rounds 3] [--out docs/oracle]
 """
 import argparse
-import platform
 import time
 
 import casadi as ca
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 import nncas
-from benchmarks.report import write_report
+from benchmarks.report import cpu_name, write_report
 from power.surrogate import build_surrogate
 from vision.models import build_classifier
 
@@ -159,7 +158,7 @@ def main(argv=None):
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: make at least one pass.")
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     cells = [(f"MNIST-{w}", mnist_classifier(w), 784, 10) for w in _widths(args.mnist)]
     cells += [(f"SCOPF-{w}", scopf_surrogate(w), 117, 37) for w in _widths(args.scopf)]
     # Times are the best over several passes, and the rate is measured before and after every

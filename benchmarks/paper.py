@@ -28,11 +28,10 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
+from benchmarks.report import machine
 from nncas.storage import replaced_atomically, write_text_atomic
 
 FORMULATIONS = ("full", "full-cold", "full-bounds", "reduced", "graybox")
@@ -177,24 +176,6 @@ def run_cell(cell: dict) -> dict:
     else:
         record.update(status="error", error=outcome["error"])
     return record
-
-
-def machine() -> dict:
-    """What the cells ran on."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": sys.version.split()[0]}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def load_records(path: Path) -> list[dict]:

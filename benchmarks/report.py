@@ -1,8 +1,34 @@
-"""Benchmark results next to each other: OUT.json (header and rows) and OUT.md (the table)."""
+"""Benchmark results next to each other: OUT.json (header and rows) and OUT.md (the table), and
+the description of the machine they came from."""
 import json
+import os
+import platform
+import sys
 from pathlib import Path
 
+import torch
+
 from nncas.storage import write_text_atomic
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one), else its architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """What a benchmark ran on: CPU, cores, torch threads, versions, and the GPU if any."""
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": sys.version.split()[0]}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
 def write_report(out: str | None, header: str, rows: list[dict], table: str) -> None:
