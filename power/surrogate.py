@@ -41,6 +41,7 @@ from power.sample import read_samples
 FORMAT = "nncas-frequency-surrogate/1"
 HIDDEN_LAYERS = {100: 1, 500: 3, 1000: 5, 2000: 18, 4000: 38}  # paper Table 1, SCOPF rows
 AUTHORS_FILES = ("10_10_gen_load_input_v2.pt", "10_10_freq_output_v2.pt")
+AUTHORS_GENERATORS, AUTHORS_LOADS = 45, 27  # Hawaii 37: 45 Pg, 45 Qg, 27 Pd inputs
 DEFAULTS = {"epochs": 3000, "lr": 1e-3, "seed": 0, "validation": 0.2}
 #: kinds of surrogate inputs, the prefixes of power.sample's column names
 INPUT_KINDS = ("pg", "qg", "pd")
@@ -86,7 +87,7 @@ def load_data(path: str | Path) -> dict:
                              "the authors' .pt files or an HDF5 file from `python -m power.sample`.")
         x, y = (torch.load(f, weights_only=True).to(torch.float64).numpy() for f in files)
         source = "authors"
-        names = None
+        names = _authors_input_names(x.shape[1])
     else:
         samples = read_samples(path)
         x, y, source = samples["inputs"], samples["outputs"], "power.sample"
@@ -99,6 +100,15 @@ def load_data(path: str | Path) -> dict:
             "input_names": names}
 
 
+def _authors_input_names(n_inputs: int) -> list[str] | None:
+    """Column names of the authors' Hawaii 37 inputs: Pg of 45 generators, Qg of the same 45,
+    Pd of 27 loads, each sorted by bus (the paper's layout); None for another width."""
+    if n_inputs != 2 * AUTHORS_GENERATORS + AUTHORS_LOADS:
+        return None
+    return ([f"pg_mw[{k}]" for k in range(AUTHORS_GENERATORS)] + [f"qg_mvar[{k}]" for k in range(AUTHORS_GENERATORS)]
+            + [f"pd_mw[{k}]" for k in range(AUTHORS_LOADS)])
+
+
 def ignored_columns(data: dict, kinds) -> np.ndarray:
     """Boolean mask of the input columns of the given kinds (``"pg"``, ``"qg"``, ``"pd"``),
     found by the column names that ``power.sample`` records."""
@@ -108,8 +118,8 @@ def ignored_columns(data: dict, kinds) -> np.ndarray:
     names = data.get("input_names")
     if names is None:
         if kinds:
-            raise ValueError(f"{data['path']} names no input columns (the authors' files do not); "
-                             "ignoring inputs needs a sample file from `python -m power.sample`.")
+            raise ValueError(f"{data['path']} names no input columns; ignoring inputs needs a sample "
+                             "file from `python -m power.sample` or the authors' 117-input files.")
         return np.zeros(data["inputs"].shape[1], dtype=bool)
     return np.array([name.split("_", 1)[0] in kinds for name in names])
 
@@ -229,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (training only; the file is the same)")
     parser.add_argument("--ignore", nargs="+", choices=INPUT_KINDS, default=[], metavar="KIND",
                         help="input kinds the network must not use, e.g. qg (scaled to 0; same "
-                             "shape and parameter count; needs a sample file)")
+                             "shape and parameter count)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -114,6 +114,8 @@ def test_authors_data_loads_in_the_paper_shape():
     data = load_data(SHARED / "hawaii37")
     assert data["inputs"].shape == (110, 117) and data["outputs"].shape == (110, 37)
     assert 59.0 < data["outputs"].min() and data["outputs"].max() < 60.0  # Hz, not deviations
+    qg = ignored_columns(data, ("qg",))  # the paper's layout: 45 Pg, 45 Qg, 27 Pd
+    np.testing.assert_array_equal(np.flatnonzero(qg), np.arange(45, 90))
 
 
 def test_ignored_inputs_do_not_move_the_surrogate(tmp_path):
