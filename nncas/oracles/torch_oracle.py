@@ -159,34 +159,27 @@ class TorchOracle:
 
     def placed_jacobian(self, placement: Placement) -> ca.Function:
         """u -> the Jacobian blocks (K, n_out, n_in) written into ``placement.sparsity``."""
-        def build(gather):
-            def evaluate(inputs, outputs):
-                write(outputs[0], gather(self.jacobian_tensor(inputs[0])))
-
-            return BufferCallback(f"{self._tag}_placed_jac", [ca.Sparsity.dense(self.n_in, self.batch)],
-                                  [placement.sparsity], evaluate)
-
-        return self._placed_callback("jac", placement, build)
+        return self._placed_callback("jac", placement, self.jacobian_tensor,
+                                     [ca.Sparsity.dense(self.n_in, self.batch)])
 
     def placed_hessian(self, placement: Placement) -> ca.Function:
         """(u, lam) -> the Hessian blocks (K, n_in, n_in) written into ``placement.sparsity``."""
-        def build(gather):
-            def evaluate(inputs, outputs):
-                write(outputs[0], gather(self.hessian_tensor(inputs[0], inputs[1])))
+        return self._placed_callback("hess", placement, self.hessian_tensor,
+                                     [ca.Sparsity.dense(self.n_in, self.batch),
+                                      ca.Sparsity.dense(self.n_out, self.batch)])
 
-            return BufferCallback(
-                f"{self._tag}_placed_hess",
-                [ca.Sparsity.dense(self.n_in, self.batch), ca.Sparsity.dense(self.n_out, self.batch)],
-                [placement.sparsity], evaluate)
-
-        return self._placed_callback("hess", placement, build)
-
-    def _placed_callback(self, kind: str, placement: Placement, build) -> BufferCallback:
-        """The callback of ``kind`` for ``placement``, built once (by ``build(gather)``) and
-        reused, so rebuilding a solver does not accumulate them."""
+    def _placed_callback(self, kind: str, placement: Placement, blocks, sparsity_in) -> BufferCallback:
+        """A callback writing ``blocks(*inputs)`` gathered into ``placement.sparsity``; one per
+        kind and placement, reused, so rebuilding a solver does not accumulate them."""
         key = kind, placement.digest()
         if key not in self._placed:
-            self._placed[key] = build(placement.on(self.device))
+            gather = placement.on(self.device)
+
+            def evaluate(inputs, outputs):
+                write(outputs[0], gather(blocks(*inputs)))
+
+            self._placed[key] = BufferCallback(f"{self._tag}_placed_{kind}", sparsity_in,
+                                               [placement.sparsity], evaluate)
         return self._placed[key]
 
     def release(self) -> None:
