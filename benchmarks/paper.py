@@ -229,15 +229,17 @@ def tables(records: list[dict]) -> str:
         by = {(r["size"], _label(r)): r for r in rows}
         params = {r["size"]: r.get("params") for r in rows if r.get("params")}
 
+        def holding(key):
+            """(size, label, record) in table order, for the records that hold ``key``."""
+            return [(size, label, by[size, label]) for size in sizes for label in labels
+                    if key in by.get((size, label), {})]
+
         lines += [f"## {problem}: structure (Table 2)", "",
                   "| size | params | formulation | variables | constraints | Jacobian nnz | Hessian nnz |",
                   "|---|---|---|---|---|---|---|"]
-        for size in sizes:
-            for label in labels:
-                r = by.get((size, label))
-                if r and "n_variables" in r:
-                    lines.append(f"| {size} | {params.get(size, 0):,} | {label} | {r['n_variables']:,} | "
-                                 f"{r['n_constraints']:,} | {r['jac_nnz']:,} | {r['hess_nnz']:,} |")
+        for size, label, r in holding("n_variables"):
+            lines.append(f"| {size} | {params.get(size, 0):,} | {label} | {r['n_variables']:,} | "
+                         f"{r['n_constraints']:,} | {r['jac_nnz']:,} | {r['hess_nnz']:,} |")
         lines += ["", f"## {problem}: solve time and iterations (Table 3)", "",
                   "| size | params | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
         for size in sizes:
@@ -246,14 +248,11 @@ def tables(records: list[dict]) -> str:
         lines += ["", f"## {problem}: share of time (Table 4): function / Jacobian / Hessian / solver", "",
                   "| size | formulation | function | Jacobian | Hessian | solver | per iteration |",
                   "|---|---|---|---|---|---|---|"]
-        for size in sizes:
-            for label in labels:
-                r = by.get((size, label))
-                if r and "shares" in r:
-                    s = r["shares"]
-                    lines.append(f"| {size} | {label} | {s['function'] + s['gradient']:.0%} | "
-                                 f"{s['jacobian']:.0%} | {s['hessian']:.0%} | {s['solver']:.0%} | "
-                                 f"{1e3 * r['per_iteration_s']:.1f} ms |")
+        for size, label, r in holding("shares"):
+            s = r["shares"]
+            lines.append(f"| {size} | {label} | {s['function'] + s['gradient']:.0%} | "
+                         f"{s['jacobian']:.0%} | {s['hessian']:.0%} | {s['solver']:.0%} | "
+                         f"{1e3 * r['per_iteration_s']:.1f} ms |")
         lines.append("")
     return "\n".join(lines)
 
