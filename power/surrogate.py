@@ -176,7 +176,7 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
         start = state["epoch"]
         log(f"resuming width {width} from {checkpoint} after epoch {start}")
     x, y = torch.from_numpy(x_all).to(device), torch.from_numpy(y_all).to(device)
-    _, _, m_y, s_y = (torch.from_numpy(a).to(device) for a in scaling)
+    m_y, s_y = (torch.from_numpy(a).to(device) for a in scaling[2:])
     inner = net[1:-1]  # the MLP between the scalings: trained on scaled data
     xs, ys = net[0](x), (y - m_y) / s_y
     tic = time.perf_counter()
