@@ -1,18 +1,22 @@
 """nncas: trained PyTorch networks inside CasADi nonlinear programs.
 
-    y, form = nncas.add_predictor(opti, net, x, formulation="full" | "reduced" | "graybox")
+    e = nncas.embed(net, x, formulation="full" | "reduced" | "graybox")   # nlp dict pieces
+    S = nncas.nlpsol("S", "ipopt", {"x": ca.vertcat(x, e.w), "f": f, "g": ca.vertcat(e.g, h(e.y))})
+
+    y, form = nncas.add_predictor(opti, net, x, formulation=...)          # or into an Opti
     nncas.solver(opti, "ipopt", options)
     sol = opti.solve(); print(nncas.problem_stats(opti, sol))
 """
 from . import layers
-from .formulation import Formulation
+from .embedding import embed
+from .formulation import Embedding
 from .network import Network
 from .predictor import add_predictor
-from .solve import ProblemStats, problem_stats, solver
+from .solve import ProblemStats, nlpsol, problem_stats, solver
 from .torch_import import AffineScaling, UnsupportedLayerError, from_torch, register_translation
 
 __all__ = [
-    "add_predictor", "solver", "problem_stats", "ProblemStats", "Formulation", "Network",
-    "from_torch", "register_translation", "UnsupportedLayerError", "AffineScaling", "layers",
+    "embed", "Embedding", "add_predictor", "nlpsol", "solver", "problem_stats", "ProblemStats",
+    "Network", "from_torch", "register_translation", "UnsupportedLayerError", "AffineScaling", "layers",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

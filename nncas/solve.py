@@ -1,110 +1,130 @@
-r"""Solving an Opti problem that holds embedded networks, and reporting on the solve.
+r"""Solving NLPs that hold embedded networks fast, and reporting on the solve.
 
-CasADi's default Hessian construction (its symmetric ``hessian`` path) takes minutes for one
-dense constraint in a few hundred inputs. :func:`solver` instead hands the NLP solver
+Both routes hand the NLP plugin the derivative functions of :mod:`nncas.derivatives` through
+its ``cache`` option, so its exact Hessian is built in about a second instead of CasADi's
+minutes for a dense block, and a gray box's Hessian is one oracle call per iteration:
 
-- ``hess_lag``: the upper triangle of :math:`\nabla^2_{xx} L` of
-  :math:`L = \sigma f + \lambda^T g` as ``jacobian(gradient(L))`` of the algebraic part, plus,
-  for every gray box, :math:`P_u^T \, H_{NN}(u, \lambda_{NN}) \, P_u` from one oracle call;
-- ``jac_g``: the algebraic Jacobian plus :math:`P_{rows}^T J_{NN}(u) P_u` from one oracle call,
+- :func:`nlpsol`: ``casadi.nlpsol``'s signature; the same solution.
+- :func:`solver`: ``opti.solver(...)`` for an ``Opti``. The functions describe the problem as
+  it is when :func:`solver` is called; a changed objective or constraint set is refused at
+  ``opti.solve()`` (call :func:`solver` again after changing the problem).
 
-where :math:`P` are constant selection matrices, applied as index copies (no products). The
-algebraic part is ``g`` with every gray-box call replaced by zero (the gray-box rows are
-``NN(u) - y``). Oracles that can write their blocks into the NLP's sparsity themselves (the
-torch oracle: ``placed_jacobian``, ``placed_hessian``, see :mod:`nncas.placement`) do so from
-the device, in one gather.
+Neither is needed for correctness: gray boxes supply their derivatives through CasADi's own
+hooks, so plain ``casadi.nlpsol`` and ``opti.solver`` solve the same problems, more slowly.
 """
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import asdict, dataclass
 
 import casadi as ca
 import numpy as np
 
-from .graybox import GrayBoxBlock, blocks_of
-from .placement import Placement
+from .derivatives import UPPER_TRIANGLE_PLUGINS, derivative_functions
+from .errors import StaleProblemError
+from .oracles.callback import BufferCallback
 from .threads import set_casadi_blas_threads
 
 
-def _selected_columns(selection: ca.DM, shape: tuple[int, int]) -> np.ndarray:
-    """For a 0/1 selection matrix with one nonzero per row, the column of each row, as
-    ``(K, rows)`` for a (rows x K) column-major block."""
-    rows, cols = selection.sparsity().get_triplet()
-    index = np.empty(selection.size1(), dtype=np.int64)
-    index[np.asarray(rows)] = np.asarray(cols)
-    return index.reshape(shape[1], shape[0])
+def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None) -> ca.Function:
+    """``casadi.nlpsol(name, plugin, nlp, options)`` with fast exact derivatives.
+
+    ``nlp`` holds ``x`` and optionally ``p``, ``f``, ``g`` (MX or SX), as for ``casadi.nlpsol``.
+    The returned solver evaluates gray boxes while the embeddings that made them live.
+    """
+    x = nlp["x"]
+    kind = type(x)
+    p = nlp.get("p", kind(0, 1))
+    f = nlp.get("f", kind(0))
+    g = nlp.get("g", kind(0, 1))
+    functions = derivative_functions(x, p, f, g, upper=plugin in UPPER_TRIANGLE_PLUGINS)
+    return ca.nlpsol(name, plugin, nlp, _with_functions(options, functions))
 
 
-def _block_derivatives(opti: ca.Opti, block: GrayBoxBlock) -> tuple[ca.MX, ca.MX]:
-    """The block's terms of the Lagrangian Hessian (upper triangle) and constraint Jacobian."""
-    x, lam_g = opti.x, opti.lam_g
-    lam_nn = opti.dual(block.constraint)
-    u_index = _selected_columns(ca.evalf(ca.jacobian(block.inputs, x)), block.inputs.shape)
-    row_index = _selected_columns(ca.evalf(ca.jacobian(lam_g, lam_nn)).T, lam_nn.shape)
-    oracle = block.oracle
-    if hasattr(oracle, "placed_hessian"):
-        hess = Placement.of(u_index, u_index, (opti.nx, opti.nx), upper=True)
-        jac = Placement.of(row_index, u_index, (opti.ng, opti.nx))
-        return (oracle.placed_hessian(hess)(block.inputs, lam_nn),
-                oracle.placed_jacobian(jac)(block.inputs))
-    # other oracles give block-diagonal CasADi matrices: copy each block into place
-    hess_blocks, jac_blocks = oracle.hessian(block.inputs, lam_nn), oracle.jacobian(block.inputs)
-    hess, jac = ca.MX(opti.nx, opti.nx), ca.MX(opti.ng, opti.nx)
-    n, m = u_index.shape[1], row_index.shape[1]
-    for k, (cols, rows) in enumerate(zip(u_index.tolist(), row_index.tolist())):
-        hess[cols, cols] = hess_blocks[k * n:(k + 1) * n, k * n:(k + 1) * n]
-        jac[rows, cols] = jac_blocks[k * m:(k + 1) * m, k * n:(k + 1) * n]
-    return ca.triu(hess), jac
-
-
-def derivative_functions(opti: ca.Opti) -> dict[str, ca.Function]:
-    """The ``hess_lag`` and ``jac_g`` functions for ``opti`` (see module docstring)."""
-    x, p, g, lam_g = opti.x, opti.p, opti.g, opti.lam_g
-    lam_f = ca.MX.sym("lam_f")
-    blocks = blocks_of(opti)
-    g_algebraic = ca.graph_substitute(g, [b.call for b in blocks],
-                                      [ca.MX.zeros(b.call.sparsity()) for b in blocks]) if blocks else g
-    lagrangian = lam_f * opti.f + ca.dot(lam_g, g_algebraic)
-    hess = ca.triu(ca.jacobian(ca.gradient(lagrangian, x), x))
-    jac = ca.jacobian(g_algebraic, x)
-    for block in blocks:
-        block_hess, block_jac = _block_derivatives(opti, block)
-        hess += block_hess
-        jac += block_jac
-    hess_lag = ca.Function("nlp_hess_l", [x, p, lam_f, lam_g], [hess],
-                           ["x", "p", "lam_f", "lam_g"], ["triu_hess_gamma_x_x"])
-    jac_g = ca.Function("nlp_jac_g", [x, p], [g, jac], ["x", "p"], ["g", "jac_g_x"])
-    return {"hess_lag": hess_lag, "jac_g": jac_g}
+def _with_functions(options: dict | None, functions: dict) -> dict:
+    options = dict(options or {})
+    options["cache"] = {**options.get("cache", {}), **functions}
+    return options
 
 
 def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
-           plugin_options: dict | None = None, blas_threads: int | str | None = "auto") -> float:
-    """``opti.solver(plugin, ...)`` with fast exact derivatives; returns construction seconds.
+           plugin_options: dict | None = None, blas_threads: int | None = None) -> float:
+    """``opti.solver(plugin, options[, plugin_options])`` with fast exact derivatives; returns
+    the construction seconds.
 
-    Call it after the problem is complete (objective and all constraints added) and again
-    after changing its structure. ``options`` are CasADi nlpsol options (``"ipopt.tol"``,
-    ``"print_time"``...), ``plugin_options`` the plugin's own dictionary.
+    Call it once the problem is complete, and again after changing it: ``opti.solve()`` refuses
+    a problem whose objective or constraints changed since (:class:`nncas.StaleProblemError`
+    in the solver's output; CasADi's "nlp_jac_g must have ... rows" when the row count changed).
+    ``options`` are CasADi nlpsol options (``"ipopt.tol"``, ``"detect_simple_bounds"``...).
 
-    ``blas_threads``: threads for CasADi's own BLAS (IPOPT's linear algebra), which is
-    process-wide (:mod:`nncas.threads`). ``"auto"`` sets 1 when a gray box runs on the CPU, whose
-    torch threads would otherwise fight the BLAS threads, and leaves it alone otherwise; an
-    int sets that count; None leaves it alone.
+    ``blas_threads``: set the threads of CasADi's own BLAS (IPOPT's linear algebra), which is
+    process-wide (:mod:`nncas.threads`); 1 avoids a fight for the cores with a torch gray box on
+    the CPU. None (default) leaves it alone.
     """
-    if blas_threads == "auto":
-        on_cpu = any(getattr(b.oracle, "device", None) is not None and b.oracle.device.type == "cpu"
-                     for b in blocks_of(opti))
-        blas_threads = 1 if on_cpu else None
     if blas_threads is not None:
         set_casadi_blas_threads(blas_threads)
     start = time.perf_counter()
-    functions = derivative_functions(opti)
-    opts = {**functions, "record_time": True, **(options or {})}
+    x, p, f, g = _opti_nlp(opti)
+    functions = derivative_functions(x, p, f, g, upper=plugin in UPPER_TRIANGLE_PLUGINS)
+    guard, checks = _ProblemGuard(opti), []
+    for name in ("nlp_grad_f", "nlp_jac_fg"):
+        functions[name], check = _guarded(functions[name], guard, x)
+        checks.append(check)
+    # CasADi holds no reference to a Python callback: the Opti keeps its guards
+    opti._nncas_guards = checks
+    opts = _with_functions({"record_time": True, **(options or {})}, functions)
     if plugin_options is not None:
         opti.solver(plugin, opts, plugin_options)
     else:
         opti.solver(plugin, opts)
     return time.perf_counter() - start
+
+
+def _opti_nlp(opti: ca.Opti):
+    """(x, p, f, g) exactly as the Opti hands them to nlpsol (with its linear scalings)."""
+    x, p, f, g = opti.x, opti.p, opti.f, opti.g
+    scale, offset = opti.x_linear_scale, opti.x_linear_scale_offset
+    f_scale, g_scale = float(opti.f_linear_scale), opti.g_linear_scale
+    if np.any(np.asarray(scale) != 1) or np.any(np.asarray(offset) != 0):
+        unscaled = ca.Function("nncas_unscaled", [x, p], [f, g])
+        f, g = unscaled.call([x * scale + offset, p], True, False)
+    return x, p, f / f_scale if f_scale != 1 else f, g / g_scale if np.any(np.asarray(g_scale) != 1) else g
+
+
+class _ProblemGuard:
+    """Refuses evaluation once the Opti's objective or constraints differ from those the
+    derivative functions were built for."""
+
+    def __init__(self, opti: ca.Opti):
+        self._opti = weakref.ref(opti)
+        self._f, self._g = opti.f, opti.g
+
+    def check(self) -> None:
+        opti = self._opti()
+        if opti is None:  # a Function built from the problem, used after the Opti is gone
+            return
+        # each bake stacks the same constraint nodes anew (vertcat of vec): compare two levels down
+        if not (ca.is_equal(opti.f, self._f, 2) and ca.is_equal(opti.g, self._g, 2)):
+            raise StaleProblemError(
+                "the Opti's objective or constraints changed after nncas.solver(opti, ...); its "
+                "derivative functions describe the old problem. Call nncas.solver(opti, ...) again "
+                "before opti.solve().")
+
+
+def _guarded(function: ca.Function, guard: _ProblemGuard, x) -> tuple[ca.Function, BufferCallback]:
+    """``function`` with a zero added to its first output by a callback that runs the guard,
+    and that callback (keep it while the function is in use)."""
+
+    def evaluate(inputs, outputs):
+        guard.check()
+        outputs[0][:] = 0.0
+
+    check = BufferCallback(f"nncas_guard_{function.name()}", [x.sparsity()], [ca.Sparsity.dense(1, 1)], evaluate)
+    args = [ca.MX.sym(function.name_in(i), function.sparsity_in(i)) for i in range(function.n_in())]
+    outs = function.call(args)
+    outs[0] = outs[0] + check(args[0])
+    return ca.Function(function.name(), args, outs, function.name_in(), function.name_out()), check
 
 
 @dataclass
@@ -146,26 +166,43 @@ class ProblemStats:
                 f"{self.n_constraints} constraints, Jacobian nnz {self.jac_nnz}, Hessian nnz {self.hess_nnz}")
 
 
-def problem_stats(opti: ca.Opti, sol=None) -> ProblemStats:
-    """Collect :class:`ProblemStats` after ``opti.solve()`` (or a failed solve)."""
-    stats = (sol or opti).stats()
-    nlp = opti.debug.casadi_solver
+def problem_stats(problem, result=None) -> ProblemStats:
+    """:class:`ProblemStats` after a solve: ``problem_stats(opti, sol)`` (``sol`` optional; also
+    after a failed solve) or ``problem_stats(S, S(...))`` for a solver from ``nlpsol``, with
+    either nncas's or CasADi's own derivative functions."""
+    if isinstance(problem, ca.Opti):
+        nlp, stats = problem.debug.casadi_solver, (result or problem).stats()
+        objective = float(problem.debug.value(problem.f))
+    else:
+        if result is None:
+            raise TypeError("problem_stats(S, result): pass the result of calling the solver S.")
+        nlp, stats, objective = problem, problem.stats(), float(result["f"])
     wall = {k[len("t_wall_"):]: v for k, v in stats.items() if k.startswith("t_wall_")}
     callbacks = {name: wall.get(name, 0.0) for name in
-                 ("nlp_f", "nlp_g", "nlp_grad_f", "nlp_jac_g", "nlp_hess_l")}
+                 ("nlp_f", "nlp_g", "nlp_fg", "nlp_grad_f", "nlp_jac_g", "nlp_jac_fg", "nlp_hess_l")}
     total = wall.get("total", sum(callbacks.values()))
     return ProblemStats(
         status=stats.get("return_status", "unknown"),
         success=bool(stats.get("success", False)),
-        objective=float(opti.debug.value(opti.f)),
+        objective=objective,
         iterations=int(stats.get("iter_count", 0)),
-        n_variables=opti.nx, n_constraints=opti.ng,
-        jac_nnz=nlp.get_function("nlp_jac_g").sparsity_out(1).nnz(),
-        hess_nnz=nlp.get_function("nlp_hess_l").sparsity_out(0).nnz(),
+        n_variables=nlp.size1_in(0), n_constraints=nlp.size1_in(nlp.index_in("lbg")),
+        jac_nnz=_nnz(nlp, ("nlp_jac_g", 1), ("nlp_jac_fg", 3)),
+        hess_nnz=_nnz(nlp, ("nlp_hess_l", 0)),
         total_s=total,
-        function_s=callbacks["nlp_f"] + callbacks["nlp_g"],
+        function_s=callbacks["nlp_f"] + callbacks["nlp_g"] + callbacks["nlp_fg"],
         gradient_s=callbacks["nlp_grad_f"],
-        jacobian_s=callbacks["nlp_jac_g"],
+        jacobian_s=callbacks["nlp_jac_g"] + callbacks["nlp_jac_fg"],
         hessian_s=callbacks["nlp_hess_l"],
         solver_s=max(total - sum(callbacks.values()), 0.0),
     )
+
+
+def _nnz(nlp: ca.Function, *candidates) -> int:
+    """Nonzeros of the first of ``(function name, output)`` the solver has (0 if none)."""
+    for name, output in candidates:
+        try:
+            return nlp.get_function(name).sparsity_out(output).nnz()
+        except RuntimeError:
+            continue
+    return 0

@@ -7,6 +7,7 @@ from torch import nn
 
 import nncas
 import zoo
+from nncas.derivatives import derivative_functions, find_graybox_calls
 
 NETS = {
     "tanh-softmax": lambda: zoo.mlp([6, 9, 7, 4], nn.Tanh, head=lambda: nn.Softmax(dim=-1)),
@@ -170,48 +171,37 @@ def _oracle_on(net, device):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_assembled_nlp_derivatives_equal_casadi_symbolic(batch, device):
-    """hess_lag and jac_g of nncas.solver, with the torch blocks written into the NLP's
-    sparsity, equal CasADi's derivatives of the same NLP with the network as an expression."""
+    """nncas's hess_lag and jac_g, with the gray box found in the graph and its blocks placed
+    into the NLP's sparsity, equal CasADi's derivatives of the same NLP with the network as an
+    expression; the gray box sits in the objective too, on an expression of x."""
     net = NETS["tanh-softmax"]()
     opti = ca.Opti()
     z = opti.variable(2)  # other variables around the block shift its position in x
     X = opti.variable(6, batch)
     Y, form = nncas.add_predictor(opti, net, X, formulation="graybox", device=device)
-    opti.minimize(ca.sumsqr(X) + ca.sum1(ca.vec(Y)) * z[0] + z[1] ** 2)
+    opti.minimize(ca.sumsqr(X) + ca.sum1(ca.vec(Y)) * z[0] + z[1] ** 2
+                  + ca.sum1(form.oracle.function(ca.sin(X))[2, :].T))
     opti.subject_to(z[0] * X[0, :] + Y[1, :] <= 1)
-    functions = nncas.solve.derivative_functions(opti)
+    functions = derivative_functions(opti.x, opti.p, opti.f, opti.g)
 
     network = nncas.from_torch(net)
-    block = nncas.graybox.blocks_of(opti)[0]
-    expression = ca.horzcat(*[network.casadi(block.inputs[:, k]) for k in range(batch)])
-    g_symbolic = ca.graph_substitute(opti.g, [block.call], [expression])
+    calls = find_graybox_calls([opti.f, opti.g])
+    assert len(calls) == 2
+    expressions = [ca.horzcat(*[network.casadi(c.input[:, k]) for k in range(batch)]) for c in calls]
+    f_symbolic, g_symbolic = ca.graph_substitute([opti.f, opti.g], [c.output for c in calls], expressions)
     lam_f, x, lam_g = ca.MX.sym("s"), opti.x, opti.lam_g
-    lagrangian = lam_f * opti.f + ca.dot(lam_g, g_symbolic)
+    lagrangian = lam_f * f_symbolic + ca.dot(lam_g, g_symbolic)
     reference = ca.Function("ref", [x, lam_f, lam_g],
-                            [ca.triu(ca.hessian(lagrangian, x)[0]), ca.jacobian(g_symbolic, x)])
+                            [ca.triu(ca.hessian(lagrangian, x)[0]), ca.jacobian(g_symbolic, x),
+                             ca.gradient(f_symbolic, x)])
 
     rng = np.random.default_rng(7)
     point, sigma, lam = rng.normal(size=opti.nx), 0.7, rng.normal(size=opti.ng)
-    hess_ref, jac_ref = (m.full() for m in reference(point, sigma, lam))
-    hess = functions["hess_lag"](point, [], sigma, lam).full()
-    jac = functions["jac_g"](point, [])[1].full()
+    hess_ref, jac_ref, grad_ref = (m.full() for m in reference(point, sigma, lam))
+    hess = functions["nlp_hess_l"](point, [], sigma, lam).full()
+    jac = functions["nlp_jac_g"](point, [])[1].full()
+    grad = functions["nlp_grad_f"](point, [])[1].full()
     np.testing.assert_allclose(hess, hess_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(jac, jac_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-10, atol=1e-12)
     assert not np.tril(hess, -1).any()
-
-
-def test_placement_sums_entries_that_share_a_position():
-    """Blocks whose rows/columns repeat positions are summed; only the upper triangle kept."""
-    rng = np.random.default_rng(3)
-    blocks = rng.normal(size=(2, 3, 3))
-    blocks = blocks + blocks.transpose(0, 2, 1)
-    index = np.array([[4, 1, 4], [0, 2, 1]])
-    placement = nncas.placement.Placement.of(index, index, (5, 5), upper=True)
-    values = placement.on(torch.device("cpu"))(torch.as_tensor(blocks)).numpy()
-    got = ca.DM(placement.sparsity, values).full()
-    expected = np.zeros((5, 5))
-    for k in range(2):
-        select = np.zeros((3, 5))
-        select[np.arange(3), index[k]] = 1
-        expected += select.T @ blocks[k] @ select
-    np.testing.assert_allclose(got, np.triu(expected), rtol=1e-13, atol=1e-13)

@@ -1,16 +1,16 @@
-"""How long a torch gray box lives: CasADi Functions built from a problem keep working after the
-Opti is gone, ``release`` lets the oracle go, and rebuilding a solver reuses its callbacks."""
+"""How long a torch gray box lives: as long as the Opti it was added to, or the embedding that
+holds it. Functions built from the problem keep working after the Opti is gone while the
+embedding lives, and nothing keeps an oracle once both are gone (no process-wide pins)."""
 import gc
 import weakref
 
 import casadi as ca
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 import nncas
-from nncas.oracles import callback
-from nncas.placement import Placement
 
 QUIET = {"print_time": False, "ipopt.print_level": 0, "ipopt.sb": "yes"}
 
@@ -32,49 +32,38 @@ def _problem(net, formulation):
 
 
 def _solver_function(net):
-    """An Opti solve as a Function of p, keeping nothing else (the MPC idiom)."""
+    """An Opti solve as a Function of p, and the embedding (the MPC idiom); the Opti is gone."""
     opti, x, p, form = _problem(net, "graybox")
-    return opti.to_function("solve", [p], [x]), weakref.ref(form.oracle)
+    return opti.to_function("solve", [p], [x]), form
 
 
 def test_function_outlives_the_opti_and_matches_the_reduced_space():
     net = _net()
-    solve, oracle = _solver_function(net)
+    solve, form = _solver_function(net)
     gc.collect()
-    assert oracle() is not None  # pinned for the Function
     opti, x, p, _ = _problem(net, "reduced")
     for value in (-0.5, 0.5):
         opti.set_value(p, value)
         np.testing.assert_allclose(solve(value).full().ravel(), opti.solve().value(x), rtol=1e-7, atol=1e-9)
-    oracle().release()
 
 
-def test_release_lets_the_oracle_go():
-    pinned = len(callback._PINNED)
-    solve, oracle = _solver_function(_net())
-    assert len(callback._PINNED) > pinned
-    del solve
-    gc.collect()
-    assert oracle() is not None
-    oracle().release()
+def test_nothing_keeps_the_oracle_once_opti_and_embedding_are_gone():
+    solve, form = _solver_function(_net())
+    oracle = weakref.ref(form.oracle)
+    del form
     gc.collect()
     assert oracle() is None
-    assert len(callback._PINNED) == pinned
+    with pytest.raises(RuntimeError, match="Callback object has been deleted"):
+        solve(0.0)
 
 
-def test_rebuilding_the_solver_reuses_the_placed_callbacks():
-    opti, _, _, form = _problem(_net(), "graybox")
-    placed = dict(form.oracle._placed)
-    assert len(placed) == 2  # Jacobian and Hessian
-    nncas.solver(opti, options=QUIET)
-    assert form.oracle._placed == placed
-    form.oracle.release()
-
-
-def test_placements_with_one_pattern_but_different_maps_differ():
-    rows = np.array([[0, 1]])
-    straight = Placement.of(rows, rows, (2, 2))
-    swapped = Placement.of(rows[:, ::-1], rows[:, ::-1], (2, 2))
-    assert straight.sparsity == swapped.sparsity
-    assert straight.digest() != swapped.digest()
-    assert straight.digest() == Placement.of(rows, rows, (2, 2)).digest()
+def test_the_opti_keeps_its_gray_boxes():
+    """``y, _ = add_predictor(...)``: the record is dropped, the Opti still solves."""
+    opti = ca.Opti()
+    x = opti.variable(2)
+    y, _ = nncas.add_predictor(opti, _net(), x, formulation="graybox")
+    gc.collect()
+    opti.minimize(ca.sumsqr(x) + y)
+    opti.subject_to(opti.bounded(-1, x, 1))
+    opti.solver("ipopt", QUIET)
+    assert opti.solve().stats()["success"]

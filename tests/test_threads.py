@@ -1,4 +1,4 @@
-"""nncas.solver limits CasADi's BLAS threads when a torch gray box shares the CPU."""
+"""nncas.solver sets CasADi's BLAS threads only when asked (blas_threads=...)."""
 import casadi as ca
 import pytest
 
@@ -25,19 +25,12 @@ def _problem(formulation):
     return opti
 
 
-def test_cpu_graybox_gets_one_blas_thread(restore_blas_threads):
+def test_threads_change_only_when_asked(restore_blas_threads):
+    """No side effect by default; an explicit count is set process-wide."""
     set_casadi_blas_threads(2)
     nncas.solver(_problem("graybox"), "ipopt")
-    assert casadi_blas_threads() == 1
-
-
-def test_algebraic_problem_and_explicit_counts(restore_blas_threads):
-    set_casadi_blas_threads(2)
-    nncas.solver(_problem("reduced"), "ipopt")
-    assert casadi_blas_threads() == 2  # "auto" leaves problems without a CPU gray box alone
-    nncas.solver(_problem("graybox"), "ipopt", blas_threads=None)
     assert casadi_blas_threads() == 2
-    nncas.solver(_problem("reduced"), "ipopt", blas_threads=1)
+    nncas.solver(_problem("graybox"), "ipopt", blas_threads=1)
     assert casadi_blas_threads() == 1
     with pytest.raises(ValueError, match="at least 1"):
         nncas.solver(_problem("reduced"), "ipopt", blas_threads=0)

@@ -4,10 +4,12 @@ CasADi hands :meth:`BufferCallback.eval_buffer` its input and output buffers (no
 column-major order); wrapping them as numpy arrays avoids building a ``DM`` per call, which
 costs tens of milliseconds for a dense 784 x 784 Hessian.
 
-CasADi holds no reference to a callback's Python object: a Function built on it (an
-``nlpsol``, ``opti.to_function(...)``) fails with "Callback object has been deleted" once that
-object is collected, e.g. after the ``Opti`` that held it is gone. So every callback is pinned
-here until :func:`unpin` lets it go (``TorchOracle.release`` does so for all of an oracle's).
+A callback can supply its own derivatives through CasADi's hooks: a Jacobian, reverse-mode
+functions, and the sparsity of each Jacobian block. The functions it hands out are created on
+the first request and kept by the callback, because CasADi holds no reference to a Python
+object: a CasADi Function built on a callback works while the callback's Python object lives.
+The owner of a callback (an oracle) therefore keeps it, and the owner of the oracle (an
+embedding, or the ``Opti`` it was added to) keeps the oracle.
 """
 from __future__ import annotations
 
@@ -18,21 +20,31 @@ import numpy as np
 import torch
 
 
-#: callbacks kept alive for CasADi, by id
-_PINNED: dict[int, "BufferCallback"] = {}
-
-
 class BufferCallback(ca.Callback):
     """``evaluate(inputs, outputs)`` fills ``outputs`` (writable flat float64 arrays, one per
-    output, empty when CasADi does not want that output) from ``inputs`` (flat arrays)."""
+    output, empty when CasADi does not want that output) from ``inputs`` (flat arrays).
+
+    Optional derivative hooks, each called at most once per argument (the result is kept):
+
+    - ``jacobian()``: the Jacobian function (CasADi's signature: inputs, then nominal outputs;
+      one output per (output, input) pair);
+    - ``reverse(nadj)``: the reverse-mode function for ``nadj`` directions (inputs, nominal
+      outputs, output seeds -> input sensitivities); None where unsupported;
+    - ``jac_sparsity(oind, iind)``: the sparsity of that Jacobian block (default: dense).
+    """
 
     def __init__(self, name: str, sparsity_in: Sequence[ca.Sparsity], sparsity_out: Sequence[ca.Sparsity],
-                 evaluate: Callable[[list, list], None], jacobian: ca.Function | None = None):
+                 evaluate: Callable[[list, list], None], *, jacobian: Callable[[], ca.Function] | None = None,
+                 reverse: Callable[[int], ca.Function | None] | None = None,
+                 jac_sparsity: Callable[[int, int], ca.Sparsity] | None = None):
         ca.Callback.__init__(self)
         self._sparsity_in, self._sparsity_out = list(sparsity_in), list(sparsity_out)
-        self._evaluate, self._jacobian = evaluate, jacobian
+        self._evaluate = evaluate
+        self._jacobian_factory, self._reverse_factory = jacobian, reverse
+        self._jac_sparsity = jac_sparsity
+        self._jacobian: ca.Function | None = None
+        self._reverse: dict[int, ca.Function | None] = {}
         self.construct(name, {})
-        _PINNED[id(self)] = self
 
     def get_n_in(self):
         return len(self._sparsity_in)
@@ -50,25 +62,42 @@ class BufferCallback(ca.Callback):
         return True
 
     def eval_buffer(self, arg, res):
-        inputs = [np.frombuffer(a, dtype=np.float64) for a in arg]
-        outputs = [np.frombuffer(r, dtype=np.float64) for r in res]
+        # CasADi passes no buffer for an input that is all zeros or an output it does not want
+        inputs = [np.zeros(sp.nnz()) if a is None else np.frombuffer(a, dtype=np.float64)
+                  for a, sp in zip(arg, self._sparsity_in)]
+        outputs = [np.empty(0) if r is None else np.frombuffer(r, dtype=np.float64) for r in res]
         self._evaluate(inputs, outputs)
         return 0
 
+    # derivative hooks ------------------------------------------------------------------
     def has_jacobian(self):
-        return self._jacobian is not None
+        return self._jacobian_factory is not None
 
     def get_jacobian(self, name, inames, onames, opts):
+        if self._jacobian is None:
+            self._jacobian = self._jacobian_factory()
         return self._jacobian
 
+    def _reverse_function(self, nadj: int) -> ca.Function | None:
+        if nadj not in self._reverse:
+            self._reverse[nadj] = self._reverse_factory(nadj) if self._reverse_factory else None
+        return self._reverse[nadj]
 
-def unpin(callback: BufferCallback) -> None:
-    """Let ``callback`` be collected once nothing else holds it; CasADi Functions that use it
-    then fail with "Callback object has been deleted"."""
-    _PINNED.pop(id(callback), None)
+    def has_reverse(self, nadj):
+        return self._reverse_function(nadj) is not None
+
+    def get_reverse(self, nadj, name, inames, onames, opts):
+        return self._reverse_function(nadj)
+
+    def has_jac_sparsity(self, oind, iind):
+        return self._jac_sparsity is not None
+
+    def get_jac_sparsity(self, oind, iind, symmetric):
+        return self._jac_sparsity(oind, iind)
 
 
-def write(out: np.ndarray, values: torch.Tensor) -> None:
-    """Copy ``values`` (any device and dtype; flattened) into the CasADi buffer ``out``."""
+def write(out: np.ndarray, values) -> None:
+    """Copy ``values`` (a tensor on any device, or an array; any dtype; flattened) into the
+    CasADi buffer ``out``."""
     if out.size:
-        torch.from_numpy(out).copy_(values.reshape(-1))
+        torch.from_numpy(out).copy_(torch.as_tensor(values).reshape(-1))

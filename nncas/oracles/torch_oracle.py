@@ -2,9 +2,11 @@
 
 One oracle serves a block of K inputs at once: CasADi passes ``U`` (n_in x K, one input per
 column) and gets ``Y`` (n_out x K); the Jacobian and Hessian are block diagonal. Weights stay
-on the device; only U, the multipliers and the results cross. Values, Jacobian and the
-forward state are cached per point, so IPOPT's function, Jacobian and Hessian requests at
-one iterate cost one forward pass.
+on the device; only U, the multipliers and the results cross. Values, Jacobian, the forward
+state and the last Hessian are cached per point, so IPOPT's function, Jacobian and Hessian
+requests at one iterate cost one forward pass, and repeated requests of CasADi's own
+derivative construction cost a copy each. ``oracle.function`` is a complete CasADi citizen
+(:mod:`nncas.oracles.graybox_function`).
 
 Two derivative paths (``method``):
 
@@ -18,24 +20,19 @@ Two derivative paths (``method``):
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass
 
-import casadi as ca
 import numpy as np
 import torch
 from torch.func import grad, jacfwd, jacrev, vmap
 
-from ..placement import Placement
 from ..torch_import import from_torch
-from .callback import BufferCallback, unpin, write
+from .graybox_function import graybox_function, hessian_function, jacobian_function
 from .mlp import StructuredMLP
 
 METHODS = ("auto", "structured", "generic")
-
-
-def block_diagonal(rows: int, cols: int, blocks: int) -> ca.Sparsity:
-    """Sparsity of ``blocks`` dense (rows x cols) blocks on the diagonal."""
-    return ca.diagcat(*[ca.Sparsity.dense(rows, cols)] * blocks)
+_serial = itertools.count()
 
 
 @dataclass(eq=False)
@@ -50,10 +47,17 @@ class _Point:
     state: list | None
     jacobian: torch.Tensor | None = None
     output_adjoints: list | None = None
+    hessian_key: bytes | None = None
+    hessian: torch.Tensor | None = None
 
 
 class TorchOracle:
-    """Function, block-diagonal Jacobian and Lagrangian Hessian of a torch model."""
+    """Function, block-diagonal Jacobian and Lagrangian Hessian of a torch model.
+
+    ``function`` is the CasADi Function ``U -> Y`` with all its derivatives; it works while
+    this oracle lives (its owner: the embedding, or the ``Opti`` it was added to).
+    ``jacobian`` and ``hessian`` are CasADi Functions of its Jacobian and Lagrangian Hessian.
+    """
 
     def __init__(self, module: torch.nn.Module, n_in: int, n_out: int, device: torch.device,
                  batch: int = 1, dtype: torch.dtype = torch.float64, method: str = "auto"):
@@ -65,10 +69,13 @@ class TorchOracle:
         self.n_in, self.n_out, self.batch = n_in, n_out, batch
         self.device, self.dtype = device, dtype
         self.method, self._mlp, self._model = self._choose(module, method)
-        self._placed = {}
         self._point: _Point | None = None
         self.evaluations = {"forward": 0, "jacobian": 0, "hessian": 0}
-        self._build_functions()
+        self.name = f"nncas_graybox_{next(_serial)}"
+        self.function = graybox_function(self.name, self, n_in, n_out, batch)
+        #: u -> dy/du and (u, lam) -> Hessian of lam^T y, as CasADi Functions (block diagonal)
+        self.jacobian = jacobian_function(self.function)
+        self.hessian = hessian_function(self.function)
 
     def _choose(self, module, method):
         if method != "generic":
@@ -123,72 +130,26 @@ class TorchOracle:
     def hessian_tensor(self, u: np.ndarray, lam: np.ndarray) -> torch.Tensor:
         """Hessian of lam_k^T y_k with respect to u_k, per sample (K, n_in, n_in)."""
         point = self._at(u)
-        lam_t = self._tensor(lam, self.n_out)
-        self.evaluations["hessian"] += 1
-        with torch.no_grad():
-            if self._mlp is not None:
-                return self._mlp.hessian(point.state, lam_t, point.output_adjoints)
-        return vmap(lambda v, l: jacfwd(grad(lambda w: (l * self._single(w)).sum()))(v))(point.u, lam_t)
+        key = lam.tobytes()
+        if point.hessian_key != key:
+            lam_t = self._tensor(lam, self.n_out)
+            self.evaluations["hessian"] += 1
+            with torch.no_grad():
+                if self._mlp is not None:
+                    hess = self._mlp.hessian(point.state, lam_t, point.output_adjoints)
+                else:
+                    hess = vmap(lambda v, l: jacfwd(grad(lambda w: (l * self._single(w)).sum()))(v))(
+                        point.u, lam_t)
+            point.hessian_key, point.hessian = key, hess
+        return point.hessian
+
+    def second_derivative_tensor(self, u: np.ndarray) -> torch.Tensor:
+        """d^2 y_a / du_b du_c per sample (K, n_out, n_in, n_in), by torch.func (any model;
+        needed only when CasADi differentiates the Jacobian function itself)."""
+        return vmap(jacfwd(jacrev(self._single)))(self._at(u).u)
 
     def _single(self, v):
+        """The network on one sample (n_in,) -> (n_out,), differentiable by torch.func."""
+        if self._mlp is not None:
+            return self._mlp.forward(v[None])[0][0]
         return self._model(v[None])[0]
-
-    # CasADi functions ------------------------------------------------------------------
-    def _build_functions(self):
-        n, m, K = self.n_in, self.n_out, self.batch
-        dense_u, dense_y = ca.Sparsity.dense(n, K), ca.Sparsity.dense(m, K)
-        jac_sp, hess_sp = block_diagonal(m, n, K), block_diagonal(n, n, K)
-
-        def values(inputs, outputs):
-            write(outputs[0], self.value(inputs[0]))
-
-        def jacobian(inputs, outputs):
-            write(outputs[0], self.jacobian_tensor(inputs[0]).transpose(1, 2))
-
-        def hessian(inputs, outputs):
-            write(outputs[0], self.hessian_tensor(inputs[0], inputs[1]).transpose(1, 2))
-
-        self._tag = tag = f"nncas_torch_{id(self):x}"
-        self._jacobian_callback = BufferCallback(f"{tag}_jac", [dense_u, dense_y], [jac_sp], jacobian)
-        self.function = BufferCallback(f"{tag}_f", [dense_u], [dense_y], values,
-                                       jacobian=self._jacobian_callback)
-        self.hessian = BufferCallback(f"{tag}_hess", [dense_u, dense_y], [hess_sp], hessian)
-        U = ca.MX.sym("u", n, K)
-        self.jacobian = ca.Function(f"{tag}_jacobian", [U], [self._jacobian_callback(U, ca.MX(m, K))],
-                                    ["u"], ["jac"])
-
-    def placed_jacobian(self, placement: Placement) -> ca.Function:
-        """u -> the Jacobian blocks (K, n_out, n_in) written into ``placement.sparsity``."""
-        return self._placed_callback("jac", placement, self.jacobian_tensor,
-                                     [ca.Sparsity.dense(self.n_in, self.batch)])
-
-    def placed_hessian(self, placement: Placement) -> ca.Function:
-        """(u, lam) -> the Hessian blocks (K, n_in, n_in) written into ``placement.sparsity``."""
-        return self._placed_callback("hess", placement, self.hessian_tensor,
-                                     [ca.Sparsity.dense(self.n_in, self.batch),
-                                      ca.Sparsity.dense(self.n_out, self.batch)])
-
-    def _placed_callback(self, kind: str, placement: Placement, blocks, sparsity_in) -> BufferCallback:
-        """A callback writing ``blocks(*inputs)`` gathered into ``placement.sparsity``; one per
-        kind and placement, reused, so rebuilding a solver does not accumulate them."""
-        key = kind, placement.digest()
-        if key not in self._placed:
-            gather = placement.on(self.device)
-
-            def evaluate(inputs, outputs):
-                write(outputs[0], gather(blocks(*inputs)))
-
-            self._placed[key] = BufferCallback(f"{self._tag}_placed_{kind}", sparsity_in,
-                                               [placement.sparsity], evaluate)
-        return self._placed[key]
-
-    def release(self) -> None:
-        """Let this oracle and its device memory go once nothing else holds it.
-
-        Its CasADi callbacks are pinned until then (see :mod:`nncas.oracles.callback`), so that
-        solvers and ``opti.to_function`` results keep working after the ``Opti`` is gone.
-        Afterwards, those Functions fail with "Callback object has been deleted".
-        """
-        for callback in (self.function, self._jacobian_callback, self.hessian, *self._placed.values()):
-            unpin(callback)
-        self._placed.clear()

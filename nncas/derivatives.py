@@ -1,0 +1,126 @@
+r"""Exact NLP derivatives built fast, with every gray box found in the expression graph.
+
+CasADi builds the Hessian of the Lagrangian :math:`L = \sigma f + \lambda^T g` through its
+symmetric ``hessian`` path, which takes minutes for a dense block in a few hundred inputs, and
+through a gray box it calls the Hessian callback once per 64 directions. Here instead:
+
+Every call :math:`y_i = F_i(u_i)` of an opaque one-input, one-output function (a callback or
+an external: the gray boxes) is found by walking the algorithm of ``f`` and ``g``. With the
+call replaced by its linearization :math:`\tilde y_i = Y_i + J_i (u_i(x) - U_i)` at symbols
+:math:`Y_i, J_i, U_i` (frozen), the algebraic part is differentiated by
+``jacobian(gradient(L~))``; evaluated at :math:`Y_i = F_i(u_i),\ J_i = \partial F_i/\partial u_i,
+\ U_i = u_i`, that is exactly
+
+.. math:: \nabla^2 L = \nabla^2 \tilde L + \sum_i P_i^T H_i(u_i, w_i) P_i, \qquad
+          w_i = \partial \tilde L / \partial Y_i,\ P_i = \partial u_i / \partial x,
+
+where :math:`H_i(u, w) = \nabla^2_u (w^T F_i(u))` is one call of the Jacobian of the function's
+reverse mode (the gray box's own Hessian). The constraint Jacobian and objective gradient come
+from :math:`\tilde f, \tilde g` the same way, with one call of :math:`F_i`'s Jacobian.
+
+A gray box whose input holds another gray box's output is left to CasADi's own AD. The
+functions are named as the NLP plugins look them up in their ``cache`` option (``nlp_hess_l``,
+``nlp_jac_g``, ``nlp_grad_f``, ``nlp_jac_fg``, ``nlp_gf_jg``), so every plugin that knows these
+names uses them, and ``detect_simple_bounds`` compacts them like CasADi's own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import casadi as ca
+
+#: classes of functions CasADi can see into; calls of anything else are gray boxes
+_TRANSPARENT = ("MXFunction", "SXFunction")
+
+
+@dataclass(eq=False)
+class GrayBoxCall:
+    """One call ``output = function(input)`` in an expression graph."""
+
+    function: ca.Function
+    input: ca.MX
+    output: ca.MX
+
+
+def _call_nodes(expressions: list) -> list:
+    """Every function-call node in the graphs of ``expressions``, in evaluation order."""
+    expressions = [e for e in expressions if isinstance(e, ca.MX)]
+    if not expressions:
+        return []
+    walk = ca.Function("nncas_walk", ca.symvar(ca.veccat(*expressions)), expressions,
+                       {"allow_free": True})
+    return [walk.instruction_MX(k) for k in range(walk.n_instructions())
+            if walk.instruction_id(k) == ca.OP_CALL]
+
+
+def find_graybox_calls(expressions: list) -> list[GrayBoxCall]:
+    """The gray-box calls in ``expressions`` whose inputs hold no other gray box's output."""
+    calls = []
+    for node in _call_nodes(expressions):
+        function = node.which_function()
+        if function.n_in() == 1 and function.n_out() == 1 and function.class_name() not in _TRANSPARENT:
+            calls.append(GrayBoxCall(function, node.dep(0), node.get_output(0)))
+    outputs = {c.output.__hash__() for c in calls}
+    nested = set()
+    for c in calls:
+        inner = {n.get_output(0).__hash__() for n in _call_nodes([c.input])}
+        if inner & outputs:
+            nested.add(c.output.__hash__())
+    return [c for c in calls if c.output.__hash__() not in nested]
+
+
+#: NLP plugins that take the upper triangle of the Lagrangian Hessian (the others, e.g.
+#: sqpmethod, take the whole symmetric matrix)
+UPPER_TRIANGLE_PLUGINS = ("ipopt", "bonmin", "knitro", "blocksqp", "uno")
+
+
+def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Function]:
+    """``nlp_hess_l``, ``nlp_jac_g``, ``nlp_grad_f``, ``nlp_jac_fg``, ``nlp_gf_jg`` for the NLP
+    ``min f(x, p) s.t. g(x, p)`` (see the module docstring); the Hessian as its upper triangle
+    (``upper``) or whole."""
+    kind = type(x)
+    lam_f, lam_g = kind.sym("lam_f"), kind.sym("lam_g", g.sparsity())
+    calls = find_graybox_calls([f, g])
+    symbols = [(kind.sym(f"y{i}", c.output.sparsity()), kind.sym(f"J{i}", c.function.jacobian().sparsity_out(0)),
+                kind.sym(f"u{i}", c.input.sparsity())) for i, c in enumerate(calls)]
+    f_lin, g_lin = f, g
+    if calls:
+        linear = [Y + ca.reshape(ca.mtimes(J, ca.vec(c.input - U)), Y.shape)
+                  for c, (Y, J, U) in zip(calls, symbols)]
+        f_lin, g_lin = ca.graph_substitute([f, g], [c.output for c in calls], linear)
+    lagrangian = lam_f * f_lin + ca.dot(lam_g, g_lin)
+    weights = [ca.gradient(lagrangian, Y) for Y, _, _ in symbols]
+    frozen = [s for triple in symbols for s in triple]
+    at_point = [e for c in calls for e in (c.output, c.function.jacobian()(c.input, c.output), c.input)]
+    first = ca.Function("nncas_first", [x, p, *frozen], [ca.jacobian(g_lin, x), ca.gradient(f_lin, x)])
+    jac, grad = first.call([x, p, *at_point])
+    second = ca.Function("nncas_second", [x, p, lam_f, lam_g, *frozen],
+                         [ca.jacobian(ca.gradient(lagrangian, x), x), *weights])
+    hess, *w = second.call([x, p, lam_f, lam_g, *at_point])
+    for c, weight in zip(calls, w):
+        hess += _hessian_block(c, weight, x)
+    hess = ca.triu(hess)
+    if not upper:
+        hess = hess + ca.triu(hess, False).T
+    return {
+        "nlp_hess_l": ca.Function("nlp_hess_l", [x, p, lam_f, lam_g], [hess], ["x", "p", "lam_f", "lam_g"],
+                                  ["triu_hess_gamma_x_x" if upper else "hess_gamma_x_x"]),
+        "nlp_jac_g": ca.Function("nlp_jac_g", [x, p], [g, jac], ["x", "p"], ["g", "jac_g_x"]),
+        "nlp_grad_f": ca.Function("nlp_grad_f", [x, p], [f, grad], ["x", "p"], ["f", "grad_f_x"]),
+        "nlp_jac_fg": ca.Function("nlp_jac_fg", [x, p], [f, grad, g, jac], ["x", "p"],
+                                  ["f", "grad_f_x", "g", "jac_g_x"]),
+        "nlp_gf_jg": ca.Function("nlp_gf_jg", [x, p], [grad, jac], ["x", "p"], ["grad_f_x", "jac_g_x"]),
+    }
+
+
+def _hessian_block(call: GrayBoxCall, weight, x):
+    r""":math:`P^T H(u, w) P` with :math:`P = \partial\,\mathrm{vec}(u) / \partial x`: a constant
+    (selection) matrix when u is affine in x, an expression otherwise."""
+    P = ca.jacobian(ca.vec(call.input), x)
+    if P.nnz() == 0:
+        return ca.MX(x.numel(), x.numel())
+    if not ca.symvar(P):
+        P = ca.evalf(P)
+    hess_of_reverse = call.function.reverse(1).jacobian()
+    H = hess_of_reverse(call.input, call.output, weight, ca.MX(call.input.sparsity()))[0]
+    return ca.mtimes([P.T, H, P])

@@ -1,0 +1,219 @@
+"""``embed``: a trained torch network as CasADi expressions, variables and constraints.
+
+One implementation for every sink: :func:`embed` returns the pieces of an nlp dict
+(``casadi.nlpsol`` users), :func:`nncas.add_predictor` puts the same pieces into an ``Opti``.
+"""
+from __future__ import annotations
+
+import warnings
+
+import casadi as ca
+import numpy as np
+import torch
+
+from . import layers
+from .devices import resolve_device
+from .formulation import Embedding, LayerHandle
+from .full_space import add_full_space
+from .network import Network
+from .torch_import import from_torch
+
+FORMULATIONS = ("full", "reduced", "graybox")
+BACKENDS = ("torch", "l4casadi")
+
+
+def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: str = "cpu",
+          config: dict | None = None, input_bounds=None, relaxation: float = 0.0, x0=None,
+          **oracle_options) -> Embedding:
+    r"""Embed ``y = net(x)``; return an :class:`Embedding` for an nlp dict.
+
+    Parameters
+    ----------
+    net : torch.nn.Module (or :class:`nncas.Network` for "full"/"reduced")
+        Evaluated with evaluation-mode semantics (dropout off, batch norm from running stats).
+    x : casadi.MX or casadi.SX column (n_in, 1), or matrix (n_in, K) for K inputs at once
+        Any expression of the decision variables and parameters (SX for "full" and "reduced"
+        only). CasADi vectors are columns; with K columns ``y`` is (n_out, K) and a gray box
+        evaluates all K in one batched call.
+    formulation : "full" | "reduced" | "graybox"
+        full: variables and constraints per layer; reduced: one nested expression;
+        graybox: one constraint NN(x) - y = 0 whose function and derivatives come from torch.
+    backend : "torch" | "l4casadi"
+        Gray-box evaluator: nncas's float64 torch oracle or l4casadi (float32).
+    device : "cpu" | "cuda"
+        Where the gray box runs.
+    config : dict
+        Per-layer-type choices for the full space, keyed by layer class or name
+        (``{"Tanh": "reduced", "ReLU": "complementarity"}``); see :mod:`nncas.full_space`.
+    input_bounds : (lo, hi)
+        The box :math:`lo \le x \le hi` (constraint rows in ``g``, every formulation); the full
+        space also bounds every intermediate variable by interval propagation of the box.
+    relaxation : float
+        :math:`\varepsilon` in the ReLU complementarity :math:`r(r+z) \le \varepsilon`.
+    x0 : array (n_in,) or (n_in, K)
+        Where the start values come from (a forward pass): default the middle of
+        ``input_bounds`` where finite, else 0.
+    oracle_options
+        Passed to the torch gray-box oracle (e.g. ``dtype``, ``method``).
+
+    Example
+    -------
+    >>> import casadi as ca, torch, nncas
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    >>> x = ca.MX.sym("x", 2)
+    >>> e = nncas.embed(net, x, formulation="full")
+    >>> nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x) - e.y, "g": e.g}
+    >>> S = ca.nlpsol("S", "ipopt", nlp, {"ipopt.print_level": 0, "print_time": False})
+    >>> e.y.shape, e.w.shape, e.g.shape
+    ((1, 1), (17, 1), (17, 1))
+    """
+    x = _as_inputs(x)
+    kind = type(x)
+    return build(net, x, _start(x0, x.shape, input_bounds), lambda rows, cols: kind.sym("w", rows, cols),
+                 formulation=formulation, backend=backend, device=device, config=config,
+                 input_bounds=input_bounds, relaxation=relaxation, **oracle_options)
+
+
+def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, config, input_bounds,
+          relaxation, **oracle_options) -> Embedding:
+    """The embedding of ``net`` at ``x`` with variables from ``new_symbol(rows, cols)`` (any
+    sink); ``x0`` (n_in, K) seeds the start values."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation={formulation!r}; choose one of {FORMULATIONS}.")
+    if formulation == "graybox":
+        form = _graybox(net, x, x0, new_symbol, backend, device, oracle_options)
+    else:
+        if oracle_options:
+            raise TypeError(f"unexpected options {sorted(oracle_options)} for formulation={formulation!r}.")
+        form = _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation)
+    if input_bounds is not None:
+        lo, hi = _box(input_bounds, form.n_in)
+        form.add_constraint(x, lo[:, None], hi[:, None])
+    return form
+
+
+def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation) -> Embedding:
+    network = net if isinstance(net, Network) else from_torch(net)
+    _check_input_size(network.n_in, x)
+    form = Embedding(formulation, network.name, network.n_in, network.n_out, network.n_params,
+                     inputs=x, network=network, new_symbol=new_symbol)
+    if formulation == "reduced":
+        _warn_piecewise_linear([type(l) for l in network.layers], "reduced")
+        columns = [network.casadi(x[:, k]) for k in range(x.size2())]
+    else:
+        box = None if input_bounds is None else _box(input_bounds, network.n_in)
+        columns = [add_full_space(form, network, x[:, k], x0[:, k], box, dict(config or {}), relaxation)
+                   for k in range(x.size2())]
+    form.outputs = ca.horzcat(*columns)
+    return form
+
+
+def _graybox(net, x, x0, new_symbol, backend, device, oracle_options) -> Embedding:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}; choose one of {BACKENDS}.")
+    if not isinstance(net, torch.nn.Module):
+        raise TypeError(f"formulation='graybox' needs a torch.nn.Module, got {type(net).__name__}.")
+    if not isinstance(x, ca.MX):
+        raise TypeError("formulation='graybox' needs x as casadi.MX (a gray box is a function call, "
+                        "which SX cannot hold); use MX, or the 'full' or 'reduced' formulation.")
+    dev = resolve_device(device)
+    n_in, batch = x.shape
+    n_out = _output_size(net, n_in)
+    _warn_piecewise_linear([type(m) for m in net.modules()], "graybox")
+    if backend == "l4casadi":
+        if oracle_options:
+            raise TypeError(f"backend='l4casadi' takes no oracle options, got {sorted(oracle_options)}.")
+        from .oracles.l4casadi_oracle import L4CasADiOracle
+        oracle = L4CasADiOracle(net, n_in, n_out, dev, batch=batch)
+    else:
+        from .oracles.torch_oracle import TorchOracle
+        oracle = TorchOracle(net, n_in, n_out, dev, batch=batch, **oracle_options)
+    n_params = sum(p.numel() for p in net.parameters())
+    form = Embedding("graybox", type(net).__name__, n_in, n_out, n_params, inputs=x, backend=backend,
+                     device=str(dev), oracle=oracle, new_symbol=new_symbol)
+    handle = LayerHandle(0, oracle, None)
+    y = form.add_variable(n_out, batch, np.asarray(oracle.function(x0)), handle=handle)
+    form.add_constraint(oracle.function(ca.densify(x)) - y, handle=handle)
+    handle.output = y
+    form.layers.append(handle)
+    form.outputs = y
+    return form
+
+
+def _as_inputs(x):
+    if not isinstance(x, (ca.MX, ca.SX)):
+        raise TypeError(f"x must be a casadi.MX or casadi.SX column of decision variables or "
+                        f"expressions, got {type(x).__name__}.")
+    if x.numel() == 0:
+        raise ValueError("x is empty; pass a column of the network's inputs.")
+    return x
+
+
+def _start(x0, shape, input_bounds) -> np.ndarray:
+    """Start point (n_in, K) for the forward pass: ``x0``, else the middle of the box, else 0."""
+    n, K = shape
+    if x0 is not None:
+        a = np.asarray(x0, dtype=float)
+        if a.size not in (n, n * K):
+            raise ValueError(f"x0 has {a.size} entries; x is {n} x {K} (give {n} or {n * K}).")
+        return np.broadcast_to(a.reshape(n, -1, order="F"), shape).copy()
+    if input_bounds is None:
+        return np.zeros(shape)
+    lo, hi = _box(input_bounds, n)
+    middle = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2,
+                      np.where(np.isfinite(lo), lo, np.where(np.isfinite(hi), hi, 0.0)))
+    return np.repeat(middle[:, None], K, axis=1)
+
+
+def _check_input_size(n_in: int, x) -> None:
+    if x.size1() != n_in:
+        hint = " x is a row; CasADi vectors are columns: pass x.T." if x.size1() == 1 and x.size2() == n_in else ""
+        raise ValueError(f"the network expects {n_in} inputs but x has {x.size1()} rows "
+                         f"(shape {x.shape}); one input per column.{hint}")
+
+
+def _output_size(net: torch.nn.Module, n_in: int) -> int:
+    param = next(iter(net.parameters()), None)
+    probe = torch.zeros(1, n_in, dtype=param.dtype if param is not None else torch.float64,
+                        device=param.device if param is not None else "cpu")
+    try:
+        with torch.no_grad():
+            out = net(probe)
+    except RuntimeError as err:
+        hint = (" x is a row; CasADi vectors are columns: pass x.T." if n_in == 1 else
+                " One input per column of x.")
+        raise ValueError(f"the network rejected an input of {n_in} entries (the rows of x): "
+                         f"{err}.{hint}") from err
+    if out.dim() != 2 or out.shape[0] != 1:
+        raise ValueError(f"the network maps a (1, {n_in}) batch to shape {tuple(out.shape)}; "
+                         "a gray box needs a (1, n_out) output.")
+    return int(out.shape[1])
+
+
+def _box(bounds, n):
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError):
+        raise ValueError("input_bounds must be a pair (lower, upper) of scalars or arrays of the "
+                         f"network's {n} inputs.") from None
+    lo, hi = (np.asarray(b, dtype=float).reshape(-1) for b in (lo, hi))
+    for name, b in (("lower", lo), ("upper", hi)):
+        if b.size not in (1, n):
+            raise ValueError(f"input_bounds: the {name} bound has {b.size} entries; the network "
+                             f"has {n} inputs (give {n} entries or one scalar).")
+    lo, hi = np.broadcast_to(lo, (n,)).copy(), np.broadcast_to(hi, (n,)).copy()
+    if np.any(lo > hi):
+        raise ValueError("input_bounds: some lower bounds exceed their upper bounds.")
+    return lo, hi
+
+
+PIECEWISE_LINEAR = (torch.nn.ReLU, torch.nn.LeakyReLU, layers.ReLU, layers.LeakyReLU)
+
+
+def _warn_piecewise_linear(kinds: list[type], formulation: str) -> None:
+    kinds = sorted({k.__name__ for k in kinds if issubclass(k, PIECEWISE_LINEAR)})
+    if kinds:
+        warnings.warn(
+            f"{', '.join(kinds)} in a {formulation} formulation: second derivatives vanish almost "
+            "everywhere, so IPOPT sees no curvature from these layers and may stall at kinks. "
+            "The full-space complementarity formulation treats them exactly.", stacklevel=5)

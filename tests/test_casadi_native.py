@@ -1,0 +1,241 @@
+"""nncas speaks plain CasADi: every formulation through every solve route reaches the same
+optimum; gray boxes on parameters, in copies, in the objective, through to_function and map,
+under sqpmethod and detect_simple_bounds; a problem changed after nncas.solver never solves stale."""
+import casadi as ca
+import numpy as np
+import pytest
+from torch import nn
+
+import nncas
+import zoo
+
+FORMULATIONS = ["full", "reduced", "graybox"]
+ROUTES = ["opti", "nncas.solver", "nlpsol", "nncas.nlpsol"]
+QUIET = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes"}
+TIGHT = {**QUIET, "ipopt.tol": 1e-12}
+N_IN, TARGET = 4, 2
+
+
+@pytest.fixture(scope="module")
+def net():
+    return zoo.mlp([N_IN, 8, 6, 3], nn.Tanh, head=lambda: nn.Softmax(dim=-1), seed=4)
+
+
+@pytest.fixture(scope="module")
+def case(net):
+    """Reference point and a reachable threshold above its own output."""
+    rng = np.random.default_rng(2)
+    x_ref = rng.uniform(-0.5, 0.5, N_IN)
+    network = nncas.from_torch(net)
+    y_ref = network.numpy(x_ref)[TARGET]
+    y_max = network.numpy(rng.uniform(-1, 1, (N_IN, 400)))[TARGET].max()
+    return x_ref, y_ref + 0.5 * (y_max - y_ref)
+
+
+def _solve_opti(net, case, formulation, route):
+    x_ref, threshold = case
+    opti = ca.Opti()
+    x = opti.variable(N_IN)
+    opti.set_initial(x, x_ref)
+    y, _ = nncas.add_predictor(opti, net, x, formulation=formulation)
+    opti.subject_to(opti.bounded(-1, x, 1))
+    opti.subject_to(y[TARGET] >= threshold)
+    opti.minimize(ca.sumsqr(x - x_ref))
+    if route == "opti":
+        opti.solver("ipopt", TIGHT)
+    else:
+        nncas.solver(opti, "ipopt", TIGHT)
+    sol = opti.solve()
+    return sol.value(opti.f), sol.value(x)
+
+
+def _solve_nlpsol(net, case, formulation, route, symbol=ca.MX):
+    x_ref, threshold = case
+    x = symbol.sym("x", N_IN)
+    e = nncas.embed(net, x, formulation=formulation, x0=x_ref)
+    nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - x_ref), "g": ca.vertcat(e.g, e.y[TARGET])}
+    S = (ca.nlpsol if route == "nlpsol" else nncas.nlpsol)("S", "ipopt", nlp, TIGHT)
+    result = S(x0=np.concatenate([x_ref, e.w0]), lbx=np.concatenate([-np.ones(N_IN), e.lbw]),
+               ubx=np.concatenate([np.ones(N_IN), e.ubw]), lbg=np.concatenate([e.lbg, [threshold]]),
+               ubg=np.concatenate([e.ubg, [np.inf]]))
+    assert S.stats()["success"], S.stats()["return_status"]
+    return float(result["f"]), result["x"].full().ravel()[:N_IN]
+
+
+def _solve(net, case, formulation, route):
+    if route.endswith("nlpsol"):
+        return _solve_nlpsol(net, case, formulation, route)
+    return _solve_opti(net, case, formulation, route)
+
+
+@pytest.fixture(scope="module")
+def reference(net, case):
+    return _solve(net, case, "reduced", "nncas.nlpsol")
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+def test_every_formulation_and_route_reaches_the_same_optimum(net, case, reference, formulation, route):
+    objective, x = _solve(net, case, formulation, route)
+    assert reference[0] > 1e-3, "the threshold must be active for a meaningful comparison"
+    assert objective == pytest.approx(reference[0], rel=1e-8)
+    np.testing.assert_allclose(x, reference[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("formulation", ["full", "reduced"])
+def test_sx_embeddings_solve_like_mx(net, case, reference, formulation):
+    objective, _ = _solve_nlpsol(net, case, formulation, "nncas.nlpsol", symbol=ca.SX)
+    assert objective == pytest.approx(reference[0], rel=1e-8)
+
+
+def test_graybox_on_a_parameter_and_in_the_objective(net, case):
+    """min |x - x_ref|^2 - NN(p)[t] * x[0]: the gray box on a parameter is a constant; a second
+    gray box call inside f on an expression of x is differentiated exactly."""
+    x_ref, _ = case
+    p_value = np.linspace(-0.3, 0.3, N_IN)
+    answers = []
+    for formulation in ("graybox", "reduced"):
+        opti = ca.Opti()
+        x, p = opti.variable(N_IN), opti.parameter(N_IN)
+        opti.set_value(p, p_value)
+        y_p, _ = nncas.add_predictor(opti, net, p, formulation=formulation)
+        y_x, _ = nncas.add_predictor(opti, net, ca.tanh(x), formulation=formulation)
+        opti.minimize(ca.sumsqr(x - x_ref) - y_p[TARGET] * x[0] - y_x[TARGET])
+        nncas.solver(opti, "ipopt", TIGHT)
+        answers.append(opti.solve().value(x))
+    np.testing.assert_allclose(answers[0], answers[1], atol=1e-8)
+
+
+def test_a_copied_opti_solves(net, case):
+    x_ref, threshold = case
+    opti = ca.Opti()
+    x = opti.variable(N_IN)
+    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
+    opti.subject_to(opti.bounded(-1, x, 1))
+    opti.subject_to(y[TARGET] >= threshold)
+    opti.minimize(ca.sumsqr(x - x_ref))
+    copy = opti.copy()
+    nncas.solver(copy, "ipopt", TIGHT)
+    assert copy.solve().value(copy.f) == pytest.approx(_solve(net, case, "reduced", "nncas.nlpsol")[0], rel=1e-8)
+
+
+def _changing_problem(net, case):
+    x_ref, threshold = case
+    opti = ca.Opti()
+    x = opti.variable(N_IN)
+    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
+    opti.subject_to(opti.bounded(-1, x, 1))
+    opti.subject_to(y[TARGET] >= threshold)
+    opti.minimize(ca.sumsqr(x - x_ref))
+    nncas.solver(opti, "ipopt", TIGHT)
+    return opti, x, y
+
+
+def test_a_changed_objective_is_refused_not_solved_stale(net, case, capfd):
+    opti, x, y = _changing_problem(net, case)
+    opti.minimize(ca.sumsqr(x + 0.2))
+    with pytest.raises(RuntimeError, match="Solver failed"):
+        opti.solve()
+    printed = capfd.readouterr()
+    assert "changed after nncas.solver" in printed.out + printed.err
+    nncas.solver(opti, "ipopt", TIGHT)  # again after the change: solves the new problem
+    sol = opti.solve()
+    assert sol.value(ca.sumsqr(x + 0.2)) == pytest.approx(sol.value(opti.f))
+
+
+def test_an_added_constraint_is_refused(net, case):
+    opti, x, y = _changing_problem(net, case)
+    opti.subject_to(x[0] >= 0.1)
+    with pytest.raises(RuntimeError, match="nlp_jac_g must have"):
+        opti.solve()
+    nncas.solver(opti, "ipopt", TIGHT)
+    assert opti.solve().value(x[0]) >= 0.1 - 1e-8
+
+
+def test_detect_simple_bounds_with_the_fast_path(net, case, reference):
+    x_ref, threshold = case
+    opti = ca.Opti()
+    x = opti.variable(N_IN)
+    opti.set_initial(x, x_ref)
+    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
+    opti.subject_to(opti.bounded(-1, x, 1))
+    opti.subject_to(y[TARGET] >= threshold)
+    opti.minimize(ca.sumsqr(x - x_ref))
+    nncas.solver(opti, "ipopt", {**TIGHT, "detect_simple_bounds": True})
+    sol = opti.solve()
+    assert sol.value(opti.f) == pytest.approx(reference[0], rel=1e-8)
+    stats = nncas.problem_stats(opti, sol)
+    assert stats.n_constraints == opti.ng  # the Opti's rows; IPOPT saw the box as bounds
+
+
+def test_to_function_and_map(net, case):
+    """A solve as a Function of the reference point, mapped over three points, equals three
+    separate reduced-space solves; the Opti is gone by then."""
+    _, threshold = case
+    e_keep = []
+
+    def build(formulation):
+        opti = ca.Opti()
+        x, ref = opti.variable(N_IN), opti.parameter(N_IN)
+        opti.set_initial(x, np.zeros(N_IN))
+        y, form = nncas.add_predictor(opti, net, x, formulation=formulation)
+        e_keep.append(form)
+        opti.subject_to(opti.bounded(-1, x, 1))
+        opti.subject_to(y[TARGET] >= threshold)
+        opti.minimize(ca.sumsqr(x - ref))
+        opti.solver("ipopt", TIGHT)
+        return opti.to_function("solve", [ref], [x])
+
+    refs = np.random.default_rng(5).uniform(-0.5, 0.5, (N_IN, 3))
+    mapped = build("graybox").map(3)(refs).full()
+    single = build("reduced")
+    for k in range(3):
+        np.testing.assert_allclose(mapped[:, k], single(refs[:, k]).full().ravel(), atol=1e-7)
+
+
+def test_sqpmethod_with_exact_hessian(net, case, reference):
+    """sqpmethod (whole symmetric Hessian) through plain and nncas nlpsol: the same iterates,
+    and IPOPT's optimum to sqpmethod's accuracy."""
+    x_ref, threshold = case
+    x = ca.MX.sym("x", N_IN)
+    e = nncas.embed(net, x, formulation="graybox", x0=x_ref)
+    nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - x_ref), "g": ca.vertcat(e.g, e.y[TARGET])}
+    options = {"print_time": False, "print_header": False, "print_iteration": False,
+               "qpsol": "qrqp", "qpsol_options": {"print_iter": False, "print_header": False},
+               "max_iter": 100, "tol_du": 1e-10, "tol_pr": 1e-10}
+    results = []
+    for route in (ca.nlpsol, nncas.nlpsol):
+        S = route("S", "sqpmethod", nlp, options)
+        result = S(x0=np.concatenate([x_ref, e.w0]), lbx=np.concatenate([-np.ones(N_IN), e.lbw]),
+                   ubx=np.concatenate([np.ones(N_IN), e.ubw]), lbg=np.concatenate([e.lbg, [threshold]]),
+                   ubg=np.concatenate([e.ubg, [np.inf]]))
+        assert S.stats()["success"]
+        results.append((float(result["f"]), S.stats()["iter_count"]))
+    assert results[1][1] == results[0][1]
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-10)
+    assert results[0][0] == pytest.approx(reference[0], rel=1e-5)
+
+
+def test_problem_stats_for_plain_solves(net, case):
+    x_ref, threshold = case
+    opti = ca.Opti()
+    x = opti.variable(N_IN)
+    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
+    opti.subject_to(y[TARGET] >= threshold)
+    opti.minimize(ca.sumsqr(x - x_ref))
+    opti.solver("ipopt", {**QUIET, "record_time": True})
+    stats = nncas.problem_stats(opti, opti.solve())
+    assert stats.success and stats.n_variables == N_IN + 3 and stats.n_constraints == 4
+    assert stats.hess_nnz == N_IN * (N_IN + 1) // 2 and stats.hessian_s > 0
+
+
+def test_embedding_columns(net):
+    x = ca.MX.sym("x", N_IN, 2)
+    e = nncas.embed(net, x, formulation="full", input_bounds=(-1, 1))
+    assert e.y.shape == (3, 2)
+    assert e.w.shape == (e.n_variables, 1) and e.w0.shape == e.lbw.shape == e.ubw.shape == (e.n_variables,)
+    assert e.g.shape == (e.n_constraints, 1) and e.lbg.shape == e.ubg.shape == (e.n_constraints,)
+    assert np.all(e.lbw <= e.w0) and np.all(e.w0 <= e.ubw)
+    reduced = nncas.embed(net, x, formulation="reduced")
+    assert reduced.w.shape == (0, 1) and reduced.g.shape == (0, 1)
+    assert "full formulation" in str(e)
