@@ -5,9 +5,17 @@ zero-iteration IPOPT run, i.e. everything before IPOPT's first iteration. Target
 With ``--naive N`` it also times CasADi's default Hessian path (plain ``opti.solver``) on an
 N-input reduced-space problem, to show what the assembled Hessian avoids.
 
-    python -m benchmarks.construction [--width 128] [--naive 200]
+With ``--nlpsol 100,400,784`` it times the nlp-dict route: ``casadi.nlpsol`` against
+``nncas.nlpsol`` on the same dict from ``nncas.embed``, construction and first IPOPT iteration,
+per formulation and input count, printed with their ratios (each plain cell in a child process
+stopped after ``--limit`` seconds: CasADi's own Hessian construction takes minutes there).
+
+    python -m benchmarks.construction [--width 128] [--naive 200] [--nlpsol 100,400,784] [--limit 600]
 """
 import argparse
+import json
+import subprocess
+import sys
 import time
 
 import casadi as ca
@@ -50,12 +58,68 @@ def build(net, n_in, formulation, options, helper=True):
     return time.perf_counter() - start
 
 
+def nlpsol_cell(route: str, formulation: str, n_in: int, width: int) -> dict:
+    """Construction and first-iteration seconds of problem 7's shape at ``n_in`` inputs through
+    ``casadi.nlpsol`` (route "plain") or ``nncas.nlpsol`` ("nncas")."""
+    net = mnist_architecture(width, n_in)
+    x_ref = np.linspace(0, 1, n_in)
+    x = ca.MX.sym("x", n_in)
+    e = nncas.embed(net, x, formulation=formulation, x0=x_ref)
+    nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - x_ref), "g": ca.vertcat(e.g, e.y[3])}
+    start = time.perf_counter()
+    solver = (ca.nlpsol if route == "plain" else nncas.nlpsol)(
+        "S", "ipopt", nlp, {"ipopt.print_level": 0, "print_time": False, "ipopt.max_iter": 1})
+    construction = time.perf_counter() - start
+    start = time.perf_counter()
+    solver(x0=np.concatenate([x_ref, e.w0]), lbx=np.concatenate([np.zeros(n_in), e.lbw]),
+           ubx=np.concatenate([np.ones(n_in), e.ubw]), lbg=np.concatenate([e.lbg, [0.6]]),
+           ubg=np.concatenate([e.ubg, [np.inf]]))
+    return {"construction_s": construction, "first_iteration_s": time.perf_counter() - start}
+
+
+def _cell_in_child(route, formulation, n_in, width, limit):
+    """:func:`nlpsol_cell` in a child process; None when it ran past ``limit`` seconds."""
+    command = [sys.executable, "-m", "benchmarks.construction", "--cell", f"{route},{formulation},{n_in}",
+               "--width", str(width)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=True)
+    except subprocess.TimeoutExpired:
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare_nlpsol(sizes, width, limit):
+    print(f"\nnlp-dict route, width {width}: casadi.nlpsol (plain) against nncas.nlpsol, one run")
+    print(f"{'formulation':<12}{'inputs':>7}{'plain build s':>15}{'nncas build s':>15}{'ratio':>8}"
+          f"{'plain iter s':>14}{'nncas iter s':>14}")
+    for formulation in ("full", "reduced", "graybox"):
+        for n_in in sizes:
+            ours = nlpsol_cell("nncas", formulation, n_in, width)
+            plain = _cell_in_child("plain", formulation, n_in, width, limit)
+            if plain is None:
+                print(f"{formulation:<12}{n_in:>7}{'> ' + str(limit):>15}{ours['construction_s']:>15.3f}"
+                      f"{'> ' + str(round(limit / ours['construction_s'])):>8}{'-':>14}"
+                      f"{ours['first_iteration_s']:>14.3f}", flush=True)
+                continue
+            print(f"{formulation:<12}{n_in:>7}{plain['construction_s']:>15.3f}{ours['construction_s']:>15.3f}"
+                  f"{plain['construction_s'] / ours['construction_s']:>8.1f}{plain['first_iteration_s']:>14.3f}"
+                  f"{ours['first_iteration_s']:>14.3f}", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--naive", type=int, default=0, metavar="N",
                         help="also time CasADi's default Hessian path at N inputs (slow beyond ~300)")
+    parser.add_argument("--nlpsol", default="", metavar="SIZES",
+                        help="also compare casadi.nlpsol and nncas.nlpsol at these input counts, e.g. 100,400,784")
+    parser.add_argument("--limit", type=float, default=600, help="seconds per plain nlpsol cell")
+    parser.add_argument("--cell", help=argparse.SUPPRESS)  # route,formulation,n_in: one cell, JSON out
     args = parser.parse_args(argv)
+    if args.cell:
+        route, formulation, n_in = args.cell.split(",")
+        print(json.dumps(nlpsol_cell(route, formulation, int(n_in), args.width)))
+        return
     net = mnist_architecture(args.width)
     params = sum(p.numel() for p in net.parameters())
     print(f"MNIST architecture, width {args.width}, {params:,} parameters, 784 inputs")
@@ -73,6 +137,8 @@ def main(argv=None):
         naive = build(small, args.naive, "reduced", {}, helper=False)
         print(f"\nreduced space at {args.naive} inputs: nncas.solver {ours:.3f} s, "
               f"plain opti.solver {naive:.3f} s ({naive / ours:.0f}x)")
+    if args.nlpsol:
+        compare_nlpsol([int(n) for n in args.nlpsol.split(",")], args.width, args.limit)
 
 
 if __name__ == "__main__":

@@ -42,13 +42,21 @@ HAWAII37_ENV = "NNCAS_HAWAII37"  # folder with the Hawaii 37 case and the author
 
 
 # problems ------------------------------------------------------------------------------
-def _solve(opti, time_limit):
+def _ipopt_options(time_limit):
+    return {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": False,
+            "ipopt.max_wall_time": float(time_limit), "ipopt.max_iter": 10000}
+
+
+def _blas_threads(options):
+    """One BLAS thread for IPOPT when a torch gray box shares the CPU (docs/oracle.md#threads)."""
+    return 1 if options.get("formulation") == "graybox" and options.get("device") == "cpu" else None
+
+
+def _solve(opti, time_limit, blas_threads=None):
     """Solve with nncas.solver under IPOPT's wall-time limit; returns problem_stats as dict."""
     import nncas
 
-    options = {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": False,
-               "ipopt.max_wall_time": float(time_limit), "ipopt.max_iter": 10000}
-    build = nncas.solver(opti, "ipopt", options)
+    build = nncas.solver(opti, "ipopt", _ipopt_options(time_limit), blas_threads=blas_threads)
     try:
         sol = opti.solve()
     except RuntimeError:  # not converged or stopped: keep what IPOPT reports
@@ -88,12 +96,12 @@ def mnist_cell(size, formulation, backend, device, time_limit):
     _, target = check_request(0, None, data.test_labels)
     net, meta = ensure_classifier(size, data=data)
     x_ref = as_inputs(data.test_images[:1])[0].astype(np.float64)
+    options = _predictor_options(formulation, backend, device, (0.0, 1.0))
     tic = time.perf_counter()
-    opti, _, form = build_adversarial(net, x_ref, target,
-                                      **_predictor_options(formulation, backend, device, (0.0, 1.0)))
+    opti, _, form = build_adversarial(net, x_ref, target, **options)
     _cold_start(opti, form, formulation)
     build = time.perf_counter() - tic
-    return {"params": meta["n_parameters"], "build_s": build, **_solve(opti, time_limit)}
+    return {"params": meta["n_parameters"], "build_s": build, **_solve(opti, time_limit, _blas_threads(options))}
 
 
 def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000):
@@ -116,9 +124,13 @@ def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000):
                                               device="cuda" if torch.cuda.is_available() else "cpu")
         surrogate.save_surrogate(model, net, meta)
     net, meta = surrogate.load_surrogate(model)
-    opti, handles = tscopf.build_tscopf(load_case(folder), net, **options)
-    _cold_start(opti, handles.form, formulation)
-    return {"params": meta["n_parameters"], "build_s": handles.build_time_s, **_solve(opti, time_limit)}
+    problem = tscopf.build_tscopf(load_case(folder), net, **options)
+    if formulation == "full-cold":  # every intermediate variable starts at 0
+        problem.args["x0"][problem.x.numel():] = 0
+    result = tscopf.solve_tscopf(problem, net, _ipopt_options(time_limit), simulate=False,
+                                 blas_threads=_blas_threads(options))
+    return {"params": meta["n_parameters"], "build_s": problem.build_time_s, **result.stats.as_dict(),
+            "solver_build_s": result.solver_setup_s}
 
 
 # cells ---------------------------------------------------------------------------------

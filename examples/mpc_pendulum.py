@@ -233,7 +233,9 @@ class PendulumMPC:
         # tol 1e-6: enough for control, and reachable in float32 (l4casadi)
         options = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes",
                    "ipopt.tol": 1e-6, "ipopt.max_iter": 200, **(ipopt or {})}
-        self.build_s = nncas.solver(opti, "ipopt", options)
+        # one BLAS thread for IPOPT: a torch gray box shares the CPU (docs/oracle.md#threads)
+        graybox = EMBEDDINGS[embedding]["formulation"] == "graybox"
+        self.build_s = nncas.solver(opti, "ipopt", options, blas_threads=1 if graybox else None)
         self._shift = self._shift_map(steps_of)
         self._cold = np.asarray(opti.value(opti.x, opti.initial()), dtype=float).ravel()
         self._previous = None

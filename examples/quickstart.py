@@ -42,10 +42,10 @@ def solve(net, x_ref, formulation, **options):
     x = opti.variable(2)
     opti.set_initial(x, x_ref)
     start = time.perf_counter()
+    # input_bounds: the box -3 <= x <= 3 (and interval bounds on full-space intermediates)
     y, form = nncas.add_predictor(opti, net, x, formulation=formulation,
                                   input_bounds=(-3, 3), **options)
     opti.subject_to(y[1] >= 0.6)
-    opti.subject_to(opti.bounded(-3, x, 3))
     opti.minimize(ca.sumsqr(x - x_ref))
     nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False})
     construction = time.perf_counter() - start

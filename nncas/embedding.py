@@ -24,7 +24,7 @@ BACKENDS = ("torch", "l4casadi")
 
 def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: str = "cpu",
           config: dict | None = None, input_bounds=None, relaxation: float = 0.0, x0=None,
-          **oracle_options) -> Embedding:
+          translations: dict | None = None, **oracle_options) -> Embedding:
     r"""Embed ``y = net(x)``; return an :class:`Embedding` for an nlp dict.
 
     Parameters
@@ -53,6 +53,9 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
     x0 : array (n_in,) or (n_in, K)
         Where the start values come from (a forward pass): default the middle of
         ``input_bounds`` where finite, else 0.
+    translations : dict
+        ``{torch module type: rule}`` for module types nncas does not translate (or to override
+        its rules) in this call; ``rule(module)`` returns a list of :mod:`nncas.layers`.
     oracle_options
         Passed to the torch gray-box oracle (e.g. ``dtype``, ``method``).
 
@@ -71,29 +74,31 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
     kind = type(x)
     return build(net, x, _start(x0, x.shape, input_bounds), lambda rows, cols: kind.sym("w", rows, cols),
                  formulation=formulation, backend=backend, device=device, config=config,
-                 input_bounds=input_bounds, relaxation=relaxation, **oracle_options)
+                 input_bounds=input_bounds, relaxation=relaxation, translations=translations,
+                 **oracle_options)
 
 
 def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, config, input_bounds,
-          relaxation, **oracle_options) -> Embedding:
+          relaxation, translations=None, **oracle_options) -> Embedding:
     """The embedding of ``net`` at ``x`` with variables from ``new_symbol(rows, cols)`` (any
     sink); ``x0`` (n_in, K) seeds the start values."""
     if formulation not in FORMULATIONS:
         raise ValueError(f"formulation={formulation!r}; choose one of {FORMULATIONS}.")
     if formulation == "graybox":
-        form = _graybox(net, x, x0, new_symbol, backend, device, oracle_options)
+        form = _graybox(net, x, x0, new_symbol, backend, device, translations, oracle_options)
     else:
         if oracle_options:
             raise TypeError(f"unexpected options {sorted(oracle_options)} for formulation={formulation!r}.")
-        form = _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation)
+        form = _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation, translations)
     if input_bounds is not None:
         lo, hi = _box(input_bounds, form.n_in)
         form.add_constraint(x, lo[:, None], hi[:, None])
     return form
 
 
-def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation) -> Embedding:
-    network = net if isinstance(net, Network) else from_torch(net)
+def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation,
+               translations) -> Embedding:
+    network = net if isinstance(net, Network) else from_torch(net, translations=translations)
     _check_input_size(network.n_in, x)
     form = Embedding(formulation, network.name, network.n_in, network.n_out, network.n_params,
                      inputs=x, network=network, new_symbol=new_symbol)
@@ -108,7 +113,7 @@ def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxa
     return form
 
 
-def _graybox(net, x, x0, new_symbol, backend, device, oracle_options) -> Embedding:
+def _graybox(net, x, x0, new_symbol, backend, device, translations, oracle_options) -> Embedding:
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}; choose one of {BACKENDS}.")
     if not isinstance(net, torch.nn.Module):
@@ -127,7 +132,7 @@ def _graybox(net, x, x0, new_symbol, backend, device, oracle_options) -> Embeddi
         oracle = L4CasADiOracle(net, n_in, n_out, dev, batch=batch)
     else:
         from .oracles.torch_oracle import TorchOracle
-        oracle = TorchOracle(net, n_in, n_out, dev, batch=batch, **oracle_options)
+        oracle = TorchOracle(net, n_in, n_out, dev, batch=batch, translations=translations, **oracle_options)
     n_params = sum(p.numel() for p in net.parameters())
     form = Embedding("graybox", type(net).__name__, n_in, n_out, n_params, inputs=x, backend=backend,
                      device=str(dev), oracle=oracle, new_symbol=new_symbol)

@@ -1,8 +1,11 @@
-"""Translate torch modules into nncas layers through a registry keyed by module type.
+"""Translate torch modules into nncas layers through tables keyed by module type.
 
-Add a translation for your own module type with :func:`register_translation`::
+A rule ``rule(module) -> list[Layer]`` per type: the built-in table, overridden by the rules a
+user registers explicitly (:func:`register_translation`), overridden by those passed per call::
 
-    nncas.register_translation(MyScale, lambda m: [nncas.layers.Scale(m.s, m.t)])
+    nncas.from_torch(net, translations={MyScale: lambda m: [nncas.layers.Scale(m.s, m.t)]})
+    nncas.embed(net, x, translations={MyScale: ...})      # or add_predictor, the same option
+    nncas.register_translation(MyScale, rule)             # for every later call in this process
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from . import layers as L
 from .network import Network
 
 Translation = Callable[[nn.Module], list]
-_TRANSLATIONS: dict[type, Translation] = {}
+#: rules the user registered with register_translation (the only mutable table)
+_REGISTERED: dict[type, Translation] = {}
 
 
 class UnsupportedLayerError(TypeError):
@@ -39,15 +43,27 @@ class AffineScaling(nn.Module):
         return x * self.scale.to(x.dtype) + self.offset.to(x.dtype)
 
 
+def _check_rules(translations: dict, where: str) -> None:
+    for module_type, rule in translations.items():
+        if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
+            raise TypeError(f"{where}: {module_type!r} is not a torch.nn.Module subclass.")
+        if not callable(rule):
+            raise TypeError(f"{where}: the rule for {module_type.__name__} is not callable.")
+
+
 def register_translation(module_type: type, translation: Translation) -> None:
-    """Make ``translation(module) -> list[Layer]`` the rule for ``module_type``."""
-    if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
-        raise TypeError(f"register_translation: {module_type!r} is not a torch.nn.Module subclass.")
-    _TRANSLATIONS[module_type] = translation
+    """Make ``translation(module) -> list[Layer]`` the rule for ``module_type`` in every later
+    translation in this process (pass ``translations=`` per call to keep it local)."""
+    _check_rules({module_type: translation}, "register_translation")
+    _REGISTERED[module_type] = translation
 
 
-def supported_modules() -> list[str]:
-    return sorted(t.__name__ for t in _TRANSLATIONS)
+def _table(translations: dict | None) -> dict[type, Translation]:
+    return {**BUILTIN_TRANSLATIONS, **_REGISTERED, **(translations or {})}
+
+
+def supported_modules(translations: dict | None = None) -> list[str]:
+    return sorted(t.__name__ for t in _table(translations))
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
@@ -91,7 +107,8 @@ def _gelu(m: nn.GELU):
     return [L.GELU(m.approximate)]
 
 
-for _type, _rule in {
+#: the rules nncas ships
+BUILTIN_TRANSLATIONS: dict[type, Translation] = {
     nn.Linear: _linear,
     nn.Tanh: lambda m: [L.Tanh()],
     nn.Sigmoid: lambda m: [L.Sigmoid()],
@@ -108,34 +125,37 @@ for _type, _rule in {
     nn.Flatten: _flatten,
     nn.BatchNorm1d: _batchnorm,
     AffineScaling: lambda m: [L.Scale(_array(m.scale), _array(m.offset))],
-}.items():
-    register_translation(_type, _rule)
+}
 
 
-def _translate(module: nn.Module) -> list:
-    rule = _TRANSLATIONS.get(type(module))
+def _translate(module: nn.Module, table: dict) -> list:
+    rule = table.get(type(module))
     if rule is not None:
         return list(rule(module))
     if isinstance(module, nn.Sequential):
-        return [layer for child in module for layer in _translate(child)]
+        return [layer for child in module for layer in _translate(child, table)]
     kind = type(module)
     raise UnsupportedLayerError(
         f"nncas cannot translate the torch module {kind.__name__} ({kind.__module__}.{kind.__qualname__}). "
-        f"Supported modules: {', '.join(supported_modules())}, and nn.Sequential of them. "
-        f"Register a translation with nncas.register_translation({kind.__name__}, rule), where "
-        "rule(module) returns a list of nncas.layers objects, or embed the model with "
-        "formulation='graybox', which runs any differentiable torch model.")
+        f"Supported modules: {', '.join(sorted(t.__name__ for t in table))}, and nn.Sequential of them. "
+        f"Pass a translation, translations={{{kind.__name__}: rule}}, or register one with "
+        f"nncas.register_translation({kind.__name__}, rule), where rule(module) returns a list of "
+        "nncas.layers objects; or embed the model with formulation='graybox', which runs any "
+        "differentiable torch model.")
 
 
-def from_torch(module: nn.Module, n_in: int | None = None, name: str | None = None) -> Network:
+def from_torch(module: nn.Module, n_in: int | None = None, name: str | None = None,
+               translations: dict | None = None) -> Network:
     """Translate ``module`` (evaluation-mode semantics) into a :class:`Network`.
 
     ``n_in`` is needed only when the model starts with something other than a Linear layer
-    that fixes its size (e.g. only activations).
+    that fixes its size (e.g. only activations). ``translations`` ({module type: rule}) add to
+    or override the built-in and registered rules for this call.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(module).__name__}.")
-    layers = _translate(module)
+    _check_rules(translations or {}, "translations")
+    layers = _translate(module, _table(translations))
     n_in = n_in if n_in is not None else _first_size(layers)
     if n_in is None:
         raise ValueError(f"cannot infer the input size of {type(module).__name__}; pass n_in.")

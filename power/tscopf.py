@@ -6,10 +6,10 @@ r"""Transient-stability-constrained SCOPF (paper problem 8):
          NN(pg_0 [MW], qg_0 [MVAr], pd [MW]) >= f_min   at every bus   (f_min = 59.4 Hz),
 
 where NN is a frequency surrogate (``power.surrogate``: minimum frequency in Hz per bus after the
-contingency) embedded by ``nncas.add_predictor`` as a full-space, reduced-space or gray-box
+contingency) embedded by ``nncas.embed`` as a full-space, reduced-space or gray-box
 constraint.  The SCOPF (CasADi SX, built by :class:`power.scopf.Scopf`) becomes one function
-x -> (f, g, NN inputs) called on a single ``casadi.Opti`` vector variable x, so the network
-formulations of ``nncas`` apply unchanged; ``nncas.solver`` supplies the exact Hessian.
+x -> (f, g, NN inputs) called on an MX vector x, so the network formulations of ``nncas`` apply
+unchanged; the nlp dict goes to ``nncas.nlpsol`` (exact Hessian, fast construction).
 
 After the solve the constraint is checked again with plain torch at the solution's inputs and
 with the simulator (``power.dynamics``) at the solution's base-case power flow.
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import nncas
+from nncas.threads import set_casadi_blas_threads
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
 from power.errors import CaseDataError
@@ -36,53 +37,66 @@ from power.scopf import Scopf
 
 MIN_FREQUENCY_HZ = 59.4
 IPOPT_OPTIONS = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "ipopt.max_iter": 3000}
+WARM_START_OPTIONS = {"ipopt.bound_push": 1e-8, "ipopt.bound_frac": 1e-8}
 
 
 @dataclass
-class TscopfHandles:
-    """What :func:`build_tscopf` created inside the Opti problem."""
+class TscopfProblem:
+    """The problem of the module doc as an nlp dict for ``nncas.nlpsol`` (or ``casadi.nlpsol``).
+
+    ``nlp`` holds ``x`` (the SCOPF's variables, then the embedding's), ``f`` and ``g`` (the
+    SCOPF's rows, the embedding's, then the frequency bound); ``args`` the solver's ``x0, lbx,
+    ubx, lbg, ubg``.
+    """
 
     scopf: Scopf
-    x: ca.MX  # the SCOPF's variables, one Opti vector (blocks: scopf.nlp.x_slices)
+    nlp: dict
+    args: dict
+    x: ca.MX  # the SCOPF's variables (blocks: scopf.nlp.x_slices)
     inputs: ca.MX  # NN inputs: pg (MW), qg (MVAr), pd (MW), sorted by bus
     frequency_hz: ca.MX  # NN outputs: minimum frequency per bus
-    form: nncas.Formulation
-    min_frequency_hz: float
+    embedding: nncas.Embedding
+    min_frequency_hz: float | None
     build_time_s: float
+    warm_start: bool = False  # x0 given (a previous solution), not the SCOPF's default start
+
+    def value(self, expression, solution_x: np.ndarray) -> np.ndarray:
+        """``expression`` (of the nlp's variables) at the solver's ``x``."""
+        return np.asarray(ca.Function("value", [self.nlp["x"]], [expression])(solution_x)).ravel()
 
 
 def build_tscopf(case: GoC1Case, net: torch.nn.Module, formulation: str = "reduced",
                  backend: str = "torch", device: str = "cpu", min_frequency_hz: float | None = MIN_FREQUENCY_HZ,
-                 x0: np.ndarray | None = None, **oracle_options) -> tuple[ca.Opti, TscopfHandles]:
-    """The problem of the module doc as a ``casadi.Opti`` (objective, constraints, start point);
-    ``min_frequency_hz=None`` embeds the network without the frequency bound; ``x0`` replaces the
-    SCOPF's start point (mid-range dispatch, flat voltages), e.g. by a previous solution's
-    ``TscopfResult.x_vector``.  Solve with :func:`solve_tscopf`, or
-    ``nncas.solver(opti, "ipopt", options); opti.solve()``."""
+                 x0: np.ndarray | None = None, **oracle_options) -> TscopfProblem:
+    """The problem of the module doc; ``min_frequency_hz=None`` embeds the network without the
+    frequency bound; ``x0`` replaces the SCOPF's start point (mid-range dispatch, flat voltages),
+    e.g. by a previous solution's ``TscopfResult.x_vector``. Solve with :func:`solve_tscopf`."""
     start = time.perf_counter()
     scopf = Scopf(case)
-    nlp = scopf.nlp
-    problem = nlp.nlp()
+    problem = scopf.nlp.nlp()
     inputs_sx = ca.vertcat(scopf.pg_mw_by_bus, scopf.qg_mvar_by_bus, scopf.pd_mw_by_bus)
     parts = ca.Function("scopf", [problem["x"]], [problem["f"], problem["g"], inputs_sx])
     n_in = inputs_sx.shape[0]
     _check_network(net, n_in, scopf.pu.n_bus)
 
-    opti = ca.Opti()
-    x = opti.variable(problem["x"].shape[0])
+    x = ca.MX.sym("x", problem["x"].shape[0])
     f, g, inputs = parts(x)
-    inputs = ca.densify(inputs)  # offline units are structural zeros; add_predictor needs dense values
-    opti.minimize(f)
-    b = nlp.bounds()
-    _bounded(opti, x, b["lbx"], b["ubx"])
-    _bounded(opti, g, b["lbg"], b["ubg"])
-    opti.set_initial(x, b["x0"] if x0 is None else x0)
-    frequency, form = nncas.add_predictor(opti, net, inputs, formulation=formulation, backend=backend,
-                                          device=device, **oracle_options)
+    inputs = ca.densify(inputs)  # offline units are structural zeros
+    b = scopf.nlp.bounds()
+    x_start = b["x0"] if x0 is None else np.asarray(x0, dtype=float)
+    inputs_start = np.asarray(ca.Function("inputs", [x], [inputs])(x_start)).ravel()
+    embedding = nncas.embed(net, inputs, formulation=formulation, backend=backend, device=device,
+                            x0=inputs_start, **oracle_options)
+    rows = [(g, b["lbg"], b["ubg"]), (embedding.g, embedding.lbg, embedding.ubg)]
     if min_frequency_hz is not None:
-        opti.subject_to(frequency >= min_frequency_hz)
-    return opti, TscopfHandles(scopf, x, inputs, frequency, form, min_frequency_hz,
-                               time.perf_counter() - start)
+        n_bus = embedding.n_out
+        rows.append((embedding.y, np.full(n_bus, min_frequency_hz), np.full(n_bus, np.inf)))
+    nlp = {"x": ca.vertcat(x, embedding.w), "f": f, "g": ca.vertcat(*[r[0] for r in rows])}
+    args = {"x0": np.concatenate([x_start, embedding.w0]), "lbx": np.concatenate([b["lbx"], embedding.lbw]),
+            "ubx": np.concatenate([b["ubx"], embedding.ubw]),
+            "lbg": np.concatenate([r[1] for r in rows]), "ubg": np.concatenate([r[2] for r in rows])}
+    return TscopfProblem(scopf, nlp, args, x, inputs, embedding.y, embedding, min_frequency_hz,
+                         time.perf_counter() - start, warm_start=x0 is not None)
 
 
 def _check_network(net: torch.nn.Module, n_in: int, n_bus: int) -> None:
@@ -96,21 +110,6 @@ def _check_network(net: torch.nn.Module, n_in: int, n_bus: int) -> None:
     if n_out != n_bus:
         raise ValueError(f"the surrogate has {n_out} outputs but the case has {n_bus} buses; "
                          "train it on samples of this case (python -m power.sample, power.surrogate).")
-
-
-def _bounded(opti: ca.Opti, expr, lb: np.ndarray, ub: np.ndarray) -> None:
-    """lb <= expr <= ub row by row: equalities, two-sided, one-sided; free rows skipped."""
-    lo, hi = np.isfinite(lb), np.isfinite(ub)
-    groups = (
-        (lo & hi & (lb == ub), lambda e, l, u: e == l),
-        (lo & hi & (lb != ub), lambda e, l, u: opti.bounded(l, e, u)),
-        (lo & ~hi, lambda e, l, u: e >= l),
-        (~lo & hi, lambda e, l, u: e <= u),
-    )
-    for rows, relation in groups:
-        idx = np.flatnonzero(rows).tolist()
-        if idx:
-            opti.subject_to(relation(expr[idx], ca.DM(lb[idx]), ca.DM(ub[idx])))
 
 
 @dataclass
@@ -144,24 +143,29 @@ class TscopfResult:
         }
 
 
-def solve_tscopf(opti: ca.Opti, handles: TscopfHandles, net: torch.nn.Module, options: dict | None = None,
-                 dynamics=None, simulate: bool = True) -> TscopfResult:
-    """Solve, then re-check the frequency constraint with torch and (``simulate``) the simulator;
-    ``dynamics`` is a :class:`power.dynamic_data.DynamicData` (default: the case's)."""
-    setup = nncas.solver(opti, "ipopt", {**IPOPT_OPTIONS, **(options or {})})
-    try:
-        sol = opti.solve()
-    except RuntimeError:
-        sol = None  # IPOPT failed; report the last iterate
-    stats = nncas.problem_stats(opti, sol)
-    value = (sol or opti.debug).value
-    x_vec = np.asarray(value(handles.x)).ravel()
-    inputs = np.asarray(value(handles.inputs)).ravel()
-    in_problem = np.asarray(value(handles.frequency_hz)).ravel()
+def solve_tscopf(problem: TscopfProblem, net: torch.nn.Module, options: dict | None = None,
+                 dynamics=None, simulate: bool = True, blas_threads: int | None = None) -> TscopfResult:
+    """Solve with ``nncas.nlpsol``, then re-check the frequency constraint with torch and
+    (``simulate``) the simulator; ``dynamics`` is a :class:`power.dynamic_data.DynamicData`
+    (default: the case's); ``blas_threads`` as for :func:`nncas.threads.set_casadi_blas_threads`."""
+    if blas_threads is not None:
+        set_casadi_blas_threads(blas_threads)
+    # IPOPT moves a start point bound_push into its bounds; a previous solution sits on them
+    warm = WARM_START_OPTIONS if problem.warm_start else {}
+    started = time.perf_counter()
+    solver = nncas.nlpsol("tscopf", "ipopt", problem.nlp,
+                          {**IPOPT_OPTIONS, **warm, "record_time": True, **(options or {})})
+    setup = time.perf_counter() - started
+    result = solver(**problem.args)  # a failed solve returns IPOPT's last iterate
+    stats = nncas.problem_stats(solver, result)
+    solution = np.asarray(result["x"]).ravel()
+    x_vec = problem.value(problem.x, solution)
+    inputs = problem.value(problem.inputs, solution)
+    in_problem = problem.value(problem.frequency_hz, solution)
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
         torch_hz = net(torch.as_tensor(inputs, dtype=dtype)[None, :])[0].to(torch.float64).numpy()
-    scopf = handles.scopf
+    scopf = problem.scopf
     blocks = {name: x_vec[s] for name, s in scopf.nlp.x_slices.items()}
     simulated = None
     if simulate:
@@ -170,8 +174,8 @@ def solve_tscopf(opti: ca.Opti, handles: TscopfHandles, net: torch.nn.Module, op
                                blocks["base.qg_pu"])
         data = dynamics if dynamics is not None else dynamic_data_for(case.network)
         simulated = simulate_trip(scopf.pu, data, point, tripped_generator(case)).nadir_hz
-    return TscopfResult(stats, handles.build_time_s, setup, blocks, x_vec, inputs, in_problem, torch_hz, simulated,
-                        scopf.pu.bus_number, handles.min_frequency_hz)
+    return TscopfResult(stats, problem.build_time_s, setup, blocks, x_vec, inputs, in_problem, torch_hz, simulated,
+                        scopf.pu.bus_number, problem.min_frequency_hz)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         net, meta = load_surrogate(args.model)
         dynamics = dynamic_data_for(case.network, args.dynamics)
         x0 = Scopf(case).solve().solution.x_vector if args.warm_start else None
-        opti, handles = build_tscopf(case, net, args.formulation, args.backend, args.device, args.min_frequency, x0)
-        result = solve_tscopf(opti, handles, net, {"ipopt.tol": args.tol}, dynamics)
+        problem = build_tscopf(case, net, args.formulation, args.backend, args.device, args.min_frequency, x0)
+        cpu_graybox = args.formulation == "graybox" and args.device == "cpu"
+        result = solve_tscopf(problem, net, {"ipopt.tol": args.tol}, dynamics, blas_threads=1 if cpu_graybox else None)
     except (CaseDataError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -22,17 +22,21 @@ def test_unsupported_layer_names_it_and_says_how_to_register():
     assert "Hardswish" in message and "register_translation" in message and "graybox" in message
 
 
-def test_registered_translation_is_used():
+def test_translation_passed_per_call_is_used_and_stays_local():
     class Double(nn.Module):
         def forward(self, x):
             return 2 * x
 
-    nncas.register_translation(Double, lambda m: [nncas.layers.Scale(np.full(3, 2.0), np.zeros(3))])
+    rule = {Double: lambda m: [nncas.layers.Scale(np.full(3, 2.0), np.zeros(3))]}
     net = nn.Sequential(nn.Linear(4, 3), Double())
-    network = nncas.from_torch(net)
+    network = nncas.from_torch(net, translations=rule)
     x = np.arange(4.0)
     expected = net.double()(torch.tensor(x[None]))[0].detach().numpy()
     np.testing.assert_allclose(network.numpy(x), expected, rtol=1e-12)
+    e = nncas.embed(net, ca.MX.sym("x", 4), formulation="reduced", translations=rule)
+    np.testing.assert_allclose(ca.Function("f", [e.inputs], [e.y])(x).full().ravel(), expected, rtol=1e-12)
+    with pytest.raises(nncas.UnsupportedLayerError, match="Double"):
+        nncas.from_torch(net)
 
 
 @pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])

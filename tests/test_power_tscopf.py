@@ -39,8 +39,7 @@ def surrogate():
 @pytest.fixture(scope="module")
 def unconstrained(surrogate):
     net, _ = surrogate
-    opti, handles = build_tscopf(scopf3_case(), net, "reduced", min_frequency_hz=None)
-    return solve_tscopf(opti, handles, net, TOL)
+    return solve_tscopf(build_tscopf(scopf3_case(), net, "reduced", min_frequency_hz=None), net, TOL)
 
 
 def test_unconstrained_equals_the_scopf(unconstrained):
@@ -54,9 +53,8 @@ def test_formulations_agree_with_the_bound_active(surrogate, unconstrained, form
     net, _ = surrogate
     bound = float(unconstrained.nn_torch_hz.min()) + 0.03
     # the surrogate is nonconvex outside its training range: start all three at the SCOPF optimum
-    opti, handles = build_tscopf(scopf3_case(), net, formulation, min_frequency_hz=bound,
-                                 x0=unconstrained.x_vector)
-    result = solve_tscopf(opti, handles, net, TOL)
+    problem = build_tscopf(scopf3_case(), net, formulation, min_frequency_hz=bound, x0=unconstrained.x_vector)
+    result = solve_tscopf(problem, net, TOL)
     assert result.stats.success, result.stats.status
     assert result.nn_torch_hz.min() == pytest.approx(bound, abs=1e-6)  # active
     np.testing.assert_allclose(result.nn_in_problem_hz, result.nn_torch_hz, atol=1e-7)

@@ -94,7 +94,9 @@ def solve_adversarial(net, x_ref, target, formulation="graybox", backend="torch"
     extra = {"backend": backend, "device": device} if formulation == "graybox" else {}
     opti, x, _ = build_adversarial(net, x_ref, target, formulation=formulation, **extra)
     quiet = {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": False}
-    nncas.solver(opti, "ipopt", {**quiet, **(options or {})})
+    # one BLAS thread for IPOPT when a torch gray box shares the CPU (docs/oracle.md#threads)
+    cpu_graybox = formulation == "graybox" and device == "cpu"
+    nncas.solver(opti, "ipopt", {**quiet, **(options or {})}, blas_threads=1 if cpu_graybox else None)
     build = time.perf_counter() - tic
     tic = time.perf_counter()
     try:

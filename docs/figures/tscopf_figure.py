@@ -90,8 +90,8 @@ def main() -> None:
 
     runs, after = [], None
     for formulation in args.formulations:
-        opti, handles = build_tscopf(case, net, formulation, min_frequency_hz=args.bound, x0=base.solution.x_vector)
-        r = solve_tscopf(opti, handles, net, {"ipopt.tol": 1e-8})
+        problem = build_tscopf(case, net, formulation, min_frequency_hz=args.bound, x0=base.solution.x_vector)
+        r = solve_tscopf(problem, net, {"ipopt.tol": 1e-8})
         runs.append(row(r, net, inputs_before, n_gen, formulation=formulation, bound_hz=args.bound))
         print({k: runs[-1][k] for k in ("formulation", "status", "objective_usd_per_h", "iterations",
                                         "min_nn_torch_hz", "min_simulated_hz")})
@@ -99,8 +99,8 @@ def main() -> None:
             after = r
     sweep = []
     for bound in args.sweep:
-        opti, handles = build_tscopf(case, net, "full", min_frequency_hz=bound, x0=base.solution.x_vector)
-        r = solve_tscopf(opti, handles, net, {"ipopt.tol": 1e-8})
+        problem = build_tscopf(case, net, "full", min_frequency_hz=bound, x0=base.solution.x_vector)
+        r = solve_tscopf(problem, net, {"ipopt.tol": 1e-8})
         sweep.append(row(r, net, inputs_before, n_gen, formulation="full", bound_hz=bound))
         print({k: sweep[-1][k] for k in ("bound_hz", "status", "objective_usd_per_h", "min_simulated_hz")})
     after_sim = trajectories(case, after.x)
@@ -129,8 +129,8 @@ def main() -> None:
     for path in args.timing:
         tnet, tmeta = load_surrogate(path)
         for formulation in args.formulations:
-            opti, handles = build_tscopf(case, tnet, formulation, min_frequency_hz=MIN_FREQUENCY_HZ)
-            r = solve_tscopf(opti, handles, tnet, {"ipopt.tol": 1e-8})
+            problem = build_tscopf(case, tnet, formulation, min_frequency_hz=MIN_FREQUENCY_HZ)
+            r = solve_tscopf(problem, tnet, {"ipopt.tol": 1e-8})
             row_ = {"model": Path(path).name, "width": tmeta["width"], "n_parameters": tmeta["n_parameters"],
                     "data_source": tmeta["data_source"], "formulation": formulation,
                     "build_time_s": r.build_time_s, "solver_setup_s": r.solver_setup_s,

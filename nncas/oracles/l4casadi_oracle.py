@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import fcntl
-import itertools
 import platform
 
 import casadi as ca
@@ -29,7 +28,6 @@ import torch
 from ..cache import cache_root, fingerprint
 from .graybox_function import graybox_function, hessian_function, jacobian_function
 
-_serial = itertools.count()
 
 
 def _library_suffix() -> str:
@@ -89,7 +87,7 @@ class L4CasADiOracle:
         self._jac_adj1 = _Buffered(external.reverse(1).jacobian())
         self._cache: dict[str, tuple[bytes, np.ndarray]] = {}
         self.evaluations = {"forward": 0, "jacobian": 0, "hessian": 0}
-        self.name = f"nncas_graybox_l4c_{next(_serial)}"
+        self.name = f"nncas_graybox_l4c_{id(self):x}"
         self.function = graybox_function(self.name, self, n_in, n_out, batch)
         self.jacobian = jacobian_function(self.function)
         self.hessian = hessian_function(self.function)

@@ -20,7 +20,6 @@ Two derivative paths (``method``):
 from __future__ import annotations
 
 import copy
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +31,6 @@ from .graybox_function import graybox_function, hessian_function, jacobian_funct
 from .mlp import StructuredMLP
 
 METHODS = ("auto", "structured", "generic")
-_serial = itertools.count()
 
 
 @dataclass(eq=False)
@@ -60,7 +58,8 @@ class TorchOracle:
     """
 
     def __init__(self, module: torch.nn.Module, n_in: int, n_out: int, device: torch.device,
-                 batch: int = 1, dtype: torch.dtype = torch.float64, method: str = "auto"):
+                 batch: int = 1, dtype: torch.dtype = torch.float64, method: str = "auto",
+                 translations: dict | None = None):
         if method not in METHODS:
             raise ValueError(f"method={method!r}; choose one of {METHODS}.")
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -68,19 +67,19 @@ class TorchOracle:
                             "torch.float64 (the default) or torch.float32.")
         self.n_in, self.n_out, self.batch = n_in, n_out, batch
         self.device, self.dtype = device, dtype
-        self.method, self._mlp, self._model = self._choose(module, method)
+        self.method, self._mlp, self._model = self._choose(module, method, translations)
         self._point: _Point | None = None
         self.evaluations = {"forward": 0, "jacobian": 0, "hessian": 0}
-        self.name = f"nncas_graybox_{next(_serial)}"
+        self.name = f"nncas_graybox_{id(self):x}"
         self.function = graybox_function(self.name, self, n_in, n_out, batch)
         #: u -> dy/du and (u, lam) -> Hessian of lam^T y, as CasADi Functions (block diagonal)
         self.jacobian = jacobian_function(self.function)
         self.hessian = hessian_function(self.function)
 
-    def _choose(self, module, method):
+    def _choose(self, module, method, translations):
         if method != "generic":
             try:
-                network = from_torch(module, n_in=self.n_in)
+                network = from_torch(module, n_in=self.n_in, translations=translations)
                 if network.is_mlp():
                     return "structured", StructuredMLP(network, self.device, self.dtype), None
             except (TypeError, ValueError):
