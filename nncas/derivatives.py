@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import casadi as ca
+import numpy as np
 
 #: classes of functions CasADi can see into; calls of anything else are gray boxes
 _TRANSPARENT = ("MXFunction", "SXFunction")
@@ -97,11 +98,9 @@ def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Functio
     second = ca.Function("nncas_second", [x, p, lam_f, lam_g, *frozen],
                          [ca.jacobian(ca.gradient(lagrangian, x), x), *weights])
     hess, *w = second.call([x, p, lam_f, lam_g, *at_point])
+    hess = ca.triu(hess) if upper else hess
     for c, weight in zip(calls, w):
-        hess += _hessian_block(c, weight, x)
-    hess = ca.triu(hess)
-    if not upper:
-        hess = hess + ca.triu(hess, False).T
+        hess += _hessian_block(c, weight, x, upper)
     return {
         "nlp_hess_l": ca.Function("nlp_hess_l", [x, p, lam_f, lam_g], [hess], ["x", "p", "lam_f", "lam_g"],
                                   ["triu_hess_gamma_x_x" if upper else "hess_gamma_x_x"]),
@@ -113,14 +112,45 @@ def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Functio
     }
 
 
-def _hessian_block(call: GrayBoxCall, weight, x):
-    r""":math:`P^T H(u, w) P` with :math:`P = \partial\,\mathrm{vec}(u) / \partial x`: a constant
-    (selection) matrix when u is affine in x, an expression otherwise."""
+def _hessian_block(call: GrayBoxCall, weight, x, upper: bool):
+    r""":math:`P^T H(u, w) P` with :math:`P = \partial\,\mathrm{vec}(u) / \partial x` (its upper
+    triangle when ``upper``): one gather of H's nonzeros when u selects entries of x (each
+    once), a product with the constant P when u is otherwise affine in x, with P(x) else."""
+    hess_of_reverse = call.function.reverse(1).jacobian()
+    n = x.numel()
     P = ca.jacobian(ca.vec(call.input), x)
     if P.nnz() == 0:
-        return ca.MX(x.numel(), x.numel())
+        return ca.MX(n, n)
+    H = hess_of_reverse(call.input, call.output, weight, ca.MX(call.input.sparsity()))[0]
     if not ca.symvar(P):
         P = ca.evalf(P)
-    hess_of_reverse = call.function.reverse(1).jacobian()
-    H = hess_of_reverse(call.input, call.output, weight, ca.MX(call.input.sparsity()))[0]
-    return ca.mtimes([P.T, H, P])
+        selected = _selected_columns(P)
+        if selected is not None:
+            return _placed(H, selected, n, upper)
+    block = ca.mtimes([P.T, H, P])
+    return ca.triu(block) if upper else block
+
+
+def _selected_columns(P: ca.DM):
+    """For P with a single 1 per row and distinct columns, the column of each row; else None."""
+    rows, cols = (np.asarray(i) for i in P.sparsity().get_triplet())
+    values = np.asarray(P.nonzeros())
+    if rows.size != P.size1() or np.any(values != 1) or np.unique(cols).size != cols.size:
+        return None
+    selected = np.empty(P.size1(), dtype=np.int64)
+    selected[rows] = cols
+    return selected
+
+
+def _placed(H, selected: np.ndarray, n: int, upper: bool):
+    """H (over the entries of u) placed at rows and columns ``selected`` of an n x n matrix
+    (upper triangle only when ``upper``), as one gather of its nonzeros."""
+    rows, cols = (np.asarray(i) for i in H.sparsity().get_triplet())
+    rows, cols = selected[rows], selected[cols]
+    source = np.arange(rows.size)
+    if upper:
+        keep = rows <= cols
+        rows, cols, source = rows[keep], cols[keep], source[keep]
+    order = np.argsort(cols * n + rows, kind="stable")  # CasADi's column-major nonzero order
+    sparsity = ca.Sparsity.triplet(n, n, rows[order].tolist(), cols[order].tolist())
+    return ca.MX(sparsity, H.nz[source[order].tolist()])

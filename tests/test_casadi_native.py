@@ -239,3 +239,18 @@ def test_embedding_columns(net):
     reduced = nncas.embed(net, x, formulation="reduced")
     assert reduced.w.shape == (0, 1) and reduced.g.shape == (0, 1)
     assert "full formulation" in str(e)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("route", ["nlpsol", "nncas.nlpsol"])
+def test_cuda_graybox_through_plain_and_fast_nlpsol(net, case, reference, route):
+    x_ref, threshold = case
+    x = ca.MX.sym("x", N_IN)
+    e = nncas.embed(net, x, formulation="graybox", device="cuda", x0=x_ref)
+    nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - x_ref), "g": ca.vertcat(e.g, e.y[TARGET])}
+    S = (ca.nlpsol if route == "nlpsol" else nncas.nlpsol)("S", "ipopt", nlp, TIGHT)
+    result = S(x0=np.concatenate([x_ref, e.w0]), lbx=np.concatenate([-np.ones(N_IN), e.lbw]),
+               ubx=np.concatenate([np.ones(N_IN), e.ubw]), lbg=np.concatenate([e.lbg, [threshold]]),
+               ubg=np.concatenate([e.ubg, [np.inf]]))
+    assert S.stats()["success"]
+    assert float(result["f"]) == pytest.approx(reference[0], rel=1e-8)

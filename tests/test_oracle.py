@@ -173,20 +173,22 @@ def _oracle_on(net, device):
 def test_assembled_nlp_derivatives_equal_casadi_symbolic(batch, device):
     """nncas's hess_lag and jac_g, with the gray box found in the graph and its blocks placed
     into the NLP's sparsity, equal CasADi's derivatives of the same NLP with the network as an
-    expression; the gray box sits in the objective too, on an expression of x."""
+    expression; the gray box sits in the objective too, on a nonlinear and on a scaled
+    expression of x (the three ways a block is placed: gather, product with P, with P(x))."""
     net = NETS["tanh-softmax"]()
     opti = ca.Opti()
     z = opti.variable(2)  # other variables around the block shift its position in x
     X = opti.variable(6, batch)
     Y, form = nncas.add_predictor(opti, net, X, formulation="graybox", device=device)
     opti.minimize(ca.sumsqr(X) + ca.sum1(ca.vec(Y)) * z[0] + z[1] ** 2
-                  + ca.sum1(form.oracle.function(ca.sin(X))[2, :].T))
+                  + ca.sum1(form.oracle.function(ca.sin(X))[2, :].T)
+                  + ca.sum1(form.oracle.function(0.5 * X + 1)[0, :].T))
     opti.subject_to(z[0] * X[0, :] + Y[1, :] <= 1)
     functions = derivative_functions(opti.x, opti.p, opti.f, opti.g)
 
     network = nncas.from_torch(net)
     calls = find_graybox_calls([opti.f, opti.g])
-    assert len(calls) == 2
+    assert len(calls) == 3
     expressions = [ca.horzcat(*[network.casadi(c.input[:, k]) for k in range(batch)]) for c in calls]
     f_symbolic, g_symbolic = ca.graph_substitute([opti.f, opti.g], [c.output for c in calls], expressions)
     lam_f, x, lam_g = ca.MX.sym("s"), opti.x, opti.lam_g
