@@ -254,3 +254,30 @@ def test_cuda_graybox_through_plain_and_fast_nlpsol(net, case, reference, route)
                ubg=np.concatenate([e.ubg, [np.inf]]))
     assert S.stats()["success"]
     assert float(result["f"]) == pytest.approx(reference[0], rel=1e-8)
+
+
+@pytest.mark.parametrize("route", ["opti", "nlpsol"])
+def test_l4casadi_graybox_through_plain_casadi(net, case, reference, route):
+    """l4casadi leaves blocks of its jac_adj1 unset; nncas supplies them, so plain CasADi solves
+    (to float32 accuracy)."""
+    x_ref, threshold = case
+    if route == "opti":
+        opti = ca.Opti()
+        x = opti.variable(N_IN)
+        opti.set_initial(x, x_ref)
+        y, _ = nncas.add_predictor(opti, net, x, formulation="graybox", backend="l4casadi")
+        opti.subject_to(opti.bounded(-1, x, 1))
+        opti.subject_to(y[TARGET] >= threshold)
+        opti.minimize(ca.sumsqr(x - x_ref))
+        opti.solver("ipopt", {**QUIET, "ipopt.tol": 1e-7})
+        objective = opti.solve().value(opti.f)
+    else:
+        x = ca.MX.sym("x", N_IN)
+        e = nncas.embed(net, x, formulation="graybox", backend="l4casadi", x0=x_ref)
+        nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - x_ref), "g": ca.vertcat(e.g, e.y[TARGET])}
+        S = ca.nlpsol("S", "ipopt", nlp, {**QUIET, "ipopt.tol": 1e-7})
+        result = S(x0=np.concatenate([x_ref, e.w0]), lbx=np.concatenate([-np.ones(N_IN), e.lbw]),
+                   ubx=np.concatenate([np.ones(N_IN), e.ubw]), lbg=np.concatenate([e.lbg, [threshold]]),
+                   ubg=np.concatenate([e.ubg, [np.inf]]))
+        objective = float(result["f"])
+    assert objective == pytest.approx(reference[0], rel=1e-4)
