@@ -79,6 +79,9 @@ class FrequencyModel:
 
     def simulate(self, t_end_s: float = 30.0, dt_s: float = 0.01, record_every: int = 0) -> FrequencyResponse:
         """RK4 over [0, t_end]; ``record_every`` > 0 keeps every k-th bus-frequency sample."""
+        if not (np.isfinite(t_end_s) and np.isfinite(dt_s) and 0 < dt_s <= t_end_s):
+            raise ValueError(f"simulate: need 0 < dt_s <= t_end_s (seconds), got dt_s={dt_s!r}, "
+                             f"t_end_s={t_end_s!r}.")
         start = time.perf_counter()
         n = len(self.m)
         w0 = 2 * np.pi * self.f0_hz

@@ -129,6 +129,12 @@ def _rate(mva: float) -> float:
     return mva if mva > 0 else math.inf
 
 
+def _remaining(k: int) -> str:
+    """'X data' or 'X data and the N sections after it', from section ``k`` on."""
+    rest = len(RAW_SECTIONS) - k - 1
+    return f"{RAW_SECTIONS[k]} data" + (f" and the {rest} sections after it" if rest else "")
+
+
 def _raw_sections(text: str, path: str) -> tuple[Record, dict[str, list[tuple[int, list[str]]]]]:
     lines = text.splitlines()
     if len(lines) < 3:
@@ -138,21 +144,30 @@ def _raw_sections(text: str, path: str) -> tuple[Record, dict[str, list[tuple[in
     if rev not in ("", "33"):
         raise CaseDataError(path, 1, "REV", f"only PSS/E version 33 is supported, got {rev}")
     sections: dict[str, list[tuple[int, list[str]]]] = {name: [] for name in RAW_SECTIONS}
-    k = 0
+    k, closed = 0, False
     for lineno, raw in enumerate(lines[3:], start=4):
         fields = split_record(raw)
         if not fields:
             continue
         if fields[0] == "Q":
+            if k < len(RAW_SECTIONS):
+                raise CaseDataError(path, lineno, f"{RAW_SECTIONS[k]} data",
+                                    f"Q ends the file before the {_remaining(k)} end; a RAW v33 file "
+                                    f"ends each of its {len(RAW_SECTIONS)} sections with a 0 record")
+            closed = True
             break
+        if k >= len(RAW_SECTIONS):
+            raise CaseDataError(path, lineno, "end of file", "a record after the last section; a RAW v33 "
+                                "file ends with Q after its induction machine data")
         if fields[0] == "0" and len(fields) == 1:
             k += 1
-            if k == len(RAW_SECTIONS):
-                break
             continue
-        if k >= len(RAW_SECTIONS):
-            break
         sections[RAW_SECTIONS[k]].append((lineno, fields))
+    if not closed:
+        where = f"{RAW_SECTIONS[k]} data" if k < len(RAW_SECTIONS) else "end of file"
+        missing = (f"the {_remaining(k)} are missing" if k < len(RAW_SECTIONS) else "the closing Q is missing")
+        raise CaseDataError(path, len(lines), where, f"the file ends early at line {len(lines)}: {missing} "
+                            "(is it cut short?)")
     for name, records in sections.items():
         if records and name not in SKIPPED_SECTIONS and name not in (
                 "bus", "load", "fixed shunt", "generator", "branch", "transformer", "switched shunt"):

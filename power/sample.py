@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -69,6 +70,23 @@ class SampleConfig:
     dt_s: float = 0.01
     nominal: str = "opf"  # "opf" or "case"
     qg: str = "scaled"  # "scaled" (u' Qg_nom), "limits" (U[Qmin, Qmax]) or "edges" (see module doc)
+
+    def __post_init__(self):
+        """Refuse settings that would simulate nothing, before any file is touched."""
+        for name, value in (("t_end_s", self.t_end_s), ("dt_s", self.dt_s)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}.")
+        if self.dt_s > self.t_end_s:
+            raise ValueError(f"dt_s = {self.dt_s} s exceeds t_end_s = {self.t_end_s} s; take a step "
+                             "below the simulated time (e.g. 0.01 s).")
+        if not (math.isfinite(self.spread) and 0 <= self.spread < 1):
+            raise ValueError(f"spread must be a fraction in [0, 1), got {self.spread!r}.")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed!r}.")
+        if self.nominal not in ("opf", "case"):
+            raise ValueError(f"nominal must be 'opf' or 'case', got {self.nominal!r}.")
+        if self.qg not in QG_DRAWS:
+            raise ValueError(f"qg must be one of {QG_DRAWS}, got {self.qg!r}.")
 
     def to_json(self) -> str:
         """The file's ``config`` attribute; ``qg`` only when not the default, so files made
@@ -342,9 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--samples, --batch and --workers must be positive")
     case = args.case if args.case == "example" else str(Path(args.case).resolve())
     dynamics = str(Path(args.dynamics).resolve()) if args.dynamics else None
-    config = SampleConfig(case, dynamics, args.seed, args.spread, args.t_end, args.dt, args.nominal,
-                          args.qg)
     try:
+        config = SampleConfig(case, dynamics, args.seed, args.spread, args.t_end, args.dt, args.nominal,
+                              args.qg)
         run(config, args.out, args.samples, args.workers, args.batch, args.scheduler)
     except (ValueError, CaseDataError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

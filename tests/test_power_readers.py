@@ -143,6 +143,30 @@ def test_go_c1_errors_name_file_line_and_field(tmp_path, ext, old, new, fragment
     assert message in err.message
 
 
+@pytest.mark.parametrize("cut, where, missing", [
+    ("0 / END OF BUS DATA", "bus data", "the bus data and the 18 sections after it"),
+    ("0 / END OF GENERATOR DATA", "generator data", "the generator data and the 15 sections after it"),
+    ("Q", "end of file", "the closing Q"),
+])
+def test_a_raw_file_cut_short_is_refused(tmp_path, cut, where, missing):
+    """A file cut before a section end (or before its closing Q) is never read as a case."""
+    lines = SCOPF3_RAW.splitlines()
+    stop = next(k for k, line in enumerate(lines) if line.startswith(cut))
+    text = "\n".join(lines[:stop]) + "\n"
+    paths = _go_files(tmp_path, raw=text)
+    with pytest.raises(CaseDataError) as info:
+        read_go_c1(*paths)
+    assert info.value.path == str(tmp_path / "case.raw") and info.value.line == stop
+    assert info.value.field == where and missing in info.value.message and "ends early" in info.value.message
+
+
+def test_a_raw_file_closed_too_early_is_refused(tmp_path):
+    text = SCOPF3_RAW.replace("0 / END OF GENERATOR DATA, BEGIN BRANCH DATA", "Q")
+    paths = _go_files(tmp_path, raw=text)
+    with pytest.raises(CaseDataError, match="Q ends the file before the generator data"):
+        read_go_c1(*paths)
+
+
 def test_go_c1_missing_participation_factor(tmp_path):
     paths = _go_files(tmp_path, inl=SCOPF3_INL.replace("2, B , 4.0, 3.0, 0.0, 1.0, 0.0\n", ""))
     with pytest.raises(CaseDataError, match=r"case\.inl: R: no participation factor for generators 2/B"):

@@ -128,3 +128,20 @@ def test_dask_local_cluster(tmp_path):
     data = read_samples(out)
     np.testing.assert_array_equal(data["index"], [0, 1, 2])
     np.testing.assert_allclose(data["outputs"][1], evaluate_sample(CONFIG, 1).outputs, rtol=1e-9)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dt", "-0.01"], "dt_s must be a positive number of seconds"),
+    (["--dt", "0"], "dt_s must be a positive number of seconds"),
+    (["--t-end", "-5"], "t_end_s must be a positive number of seconds"),
+    (["--dt", "2", "--t-end", "1"], "exceeds t_end_s"),
+    (["--spread", "1.5"], "spread must be a fraction"),
+])
+def test_bad_simulation_settings_exit_2_before_any_file(tmp_path, capsys, argv, message):
+    from power.sample import main
+    out = tmp_path / "s.h5"
+    assert main(["example", str(out), "-n", "2", "--workers", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()  # so the corrected rerun is not refused by a file stamped with the bad setting
+    assert main(["example", str(out), "-n", "1", "--workers", "1"]) == 0

@@ -163,3 +163,30 @@ def test_ensure_classifier_trains_once(small, tmp_path):
     lines.clear()
     again, _ = ensure_classifier(128, tmp_path / "w.h5", small, log=lines.append)
     assert lines == [] and torch.equal(again[0].weight, net[0].weight)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--force", "--batch-size", "0"], "batch_size must be a positive whole number"),
+    (["--force", "--batch-size", "-5"], "batch_size must be a positive whole number"),
+    (["--force", "--epochs", "0"], "epochs must be a positive whole number"),
+    (["--force", "--lr", "nan"], "lr must be a finite positive"),
+])
+def test_bad_training_settings_are_refused_and_the_old_file_kept(tmp_path, capsys, argv, message):
+    """Checked before any work: exit 2, one line naming the setting; the trained file stays."""
+    from vision.train import main
+    path = tmp_path / "net.h5"
+    save_classifier(path, build_classifier(128), {"width": 128, "activation": "tanh", "test_accuracy": 0.9})
+    before = path.read_bytes()
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(path), *argv])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["net.h5"]
+
+
+def test_forced_retraining_replaces_the_file_only_when_trained(small, tmp_path):
+    path = tmp_path / "net.h5"
+    save_classifier(path, build_classifier(128), {"width": 128, "activation": "tanh", "test_accuracy": 0.1})
+    net, meta = ensure_classifier(128, path, small, log=lambda *_: None, force=True, epochs=1)
+    assert meta["epochs"] == 1 and meta["test_accuracy"] > 0.5
+    assert load_classifier(path)[1]["test_accuracy"] == meta["test_accuracy"]

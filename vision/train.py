@@ -6,6 +6,8 @@ to a checkpoint (``<out>.ckpt.pt``, written atomically); running the same comman
 from it. The finished network goes to HDF5 (``vision.storage``) and the checkpoint is removed.
 """
 import argparse
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +23,14 @@ from vision.storage import default_path, load_classifier, save_classifier
 DEFAULTS = {"epochs": 4, "seed": 0, "batch_size": 128, "lr": 1e-3}
 
 
+def check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written, before a long training run."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() or not os.access(folder, os.W_OK):
+        raise OSError(f"cannot write the classifier to {path}; choose another --out.")
+
+
 def accuracy(net, images, labels, batch=2000):
     """Fraction of ``images`` (uint8, N x 28 x 28) whose arg-max class equals ``labels``."""
     x, y = torch.from_numpy(as_inputs(images)), torch.from_numpy(labels.astype("int64"))
@@ -31,12 +41,24 @@ def accuracy(net, images, labels, batch=2000):
     return hits / len(x)
 
 
+def check_settings(epochs, seed, batch_size, lr) -> None:
+    """Refuse settings that would train nothing or nonsense, before any work starts."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}.")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite positive learning rate (e.g. 1e-3), got {lr!r}.")
+
+
 def train_classifier(width, data, epochs=4, seed=0, batch_size=128, lr=1e-3, checkpoint=None, log=print):
     """Train the width-``width`` classifier on ``data`` (an ``MNIST``); returns ``(net, meta)``.
 
     Epoch e shuffles with a generator seeded by (seed, e), so a resumed run equals an
     uninterrupted one. ``checkpoint``: a path saved after every epoch and resumed from.
     """
+    check_settings(epochs, seed, batch_size, lr)
     config = {"width": check_width(width), "activation": WIDTHS[width], "seed": seed,
               "batch_size": batch_size, "lr": lr, "data_digest": data.digest}
     torch.manual_seed(seed)
@@ -82,11 +104,14 @@ def train_classifier(width, data, epochs=4, seed=0, batch_size=128, lr=1e-3, che
     return net, {**config, "epochs": epochs, "test_accuracy": test_acc}
 
 
-def ensure_classifier(width, path=None, data=None, log=print, **options):
-    """Load the classifier at ``path`` (default ``default_path(width)``), training it if absent."""
+def ensure_classifier(width, path=None, data=None, log=print, force=False, **options):
+    """Load the classifier at ``path`` (default ``default_path(width)``), training it if absent
+    (or, with ``force``, always: the new file replaces the old one only once it is trained)."""
     path = Path(path) if path else default_path(width)
-    if path.is_file():
+    if path.is_file() and not force:
         return load_classifier(path)
+    check_settings(**{**DEFAULTS, **options})
+    check_writable(path)
     data = data or load_mnist()
     checkpoint = path.with_name(path.name + ".ckpt.pt")
     log(f"training the width-{width} {WIDTHS[check_width(width)]} classifier -> {path}")
@@ -114,10 +139,11 @@ def main(argv=None):
             _, meta = load_classifier(path)
             print(f"{path} exists (test accuracy {100 * meta['test_accuracy']:.2f}%); --force retrains.")
             return 0
-        path.unlink(missing_ok=True)
-        net, meta = ensure_classifier(args.width, path, load_mnist(args.data), epochs=args.epochs,
-                                      seed=args.seed, batch_size=args.batch_size, lr=args.lr)
-    except (ValueError, MNISTError) as err:
+        settings = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr}
+        check_settings(**settings)
+        check_writable(path)
+        net, meta = ensure_classifier(args.width, path, load_mnist(args.data), force=True, **settings)
+    except (ValueError, MNISTError, OSError) as err:
         parser.error(str(err))
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume from the last finished epoch.",
