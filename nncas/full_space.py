@@ -4,7 +4,8 @@ For an affine layer :math:`z_l = W_l a_{l-1} + b_l` and an activation :math:`a_l
 both are added as equality constraints on new variables. Start values come from a forward
 pass at the input's start value; variable bounds come from interval propagation of the input box.
 
-Per-layer alternatives are picked by ``config`` (keyed by layer class or class name):
+Per-layer alternatives are picked by ``config`` (keyed by layer type name; a class, nncas's or
+torch's, stands for its name):
 
 - ``"full"`` (default): a variable and an equality constraint;
 - ``"reduced"``: no variable, the layer's expression is passed on to the next layer;
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
 from .formulation import Embedding, LayerHandle
 from .layers import LeakyReLU, ReLU
 
@@ -23,14 +25,15 @@ CHOICES = ("full", "reduced", "complementarity")
 
 
 def layer_choice(layer, config: dict) -> str:
+    """The formulation of ``layer`` from ``config`` (keyed by layer type name)."""
     kind = type(layer)
-    choice = config.get(kind, config.get(kind.__name__))
+    choice = config.get(kind.__name__)
     if choice is None:
         choice = "complementarity" if isinstance(layer, (ReLU, LeakyReLU)) else "full"
     if choice not in CHOICES:
-        raise ValueError(f"config[{kind.__name__}] = {choice!r}; choose one of {CHOICES}.")
+        raise InputError(f"config[{kind.__name__}] = {choice!r}; choose one of {CHOICES}.")
     if choice == "complementarity" and not isinstance(layer, (ReLU, LeakyReLU)):
-        raise ValueError(f"config[{kind.__name__}] = 'complementarity' applies to ReLU and LeakyReLU only.")
+        raise InputError(f"config[{kind.__name__}] = 'complementarity' applies to ReLU and LeakyReLU only.")
     return choice
 
 

@@ -19,6 +19,8 @@ import numpy as np
 import scipy.special
 import torch
 
+from .errors import InputError
+
 # Array operations per backend. Every layer's math is written against these names.
 # numpy arrays are handled as (n, batch) matrices: one column per point.
 NUMPY_OPS = SimpleNamespace(
@@ -82,11 +84,11 @@ class Affine(Layer):
         self.weight = np.atleast_2d(np.asarray(self.weight, dtype=float))
         self.bias = np.asarray(self.bias, dtype=float).reshape(-1)
         if self.bias.shape[0] != self.weight.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"Affine layer: bias has {self.bias.shape[0]} entries but the weight has "
                 f"{self.weight.shape[0]} rows; they must match.")
         if not (np.all(np.isfinite(self.weight)) and np.all(np.isfinite(self.bias))):
-            raise ValueError("Affine layer: weight or bias holds NaN or Inf; "
+            raise InputError("Affine layer: weight or bias holds NaN or Inf; "
                              "check the trained model before embedding it.")
 
     n_in = property(lambda self: self.weight.shape[1])
@@ -113,7 +115,7 @@ class Scale(Layer):
         self.scale = np.asarray(self.scale, dtype=float).reshape(-1)
         self.offset = np.asarray(self.offset, dtype=float).reshape(-1) * np.ones_like(self.scale)
         if not (np.all(np.isfinite(self.scale)) and np.all(np.isfinite(self.offset))):
-            raise ValueError("Scale layer: scale or offset holds NaN or Inf.")
+            raise InputError("Scale layer: scale or offset holds NaN or Inf.")
 
     n_in = property(lambda self: self.scale.shape[0])
     n_out = n_in
@@ -206,7 +208,7 @@ class GELU(Elementwise):
 
     def __init__(self, approximate: str = "none"):
         if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate={approximate!r}; use 'none' or 'tanh'.")
+            raise InputError(f"GELU: approximate={approximate!r}; use 'none' or 'tanh'.")
         self.approximate = approximate
         self.minimum = (-0.7517916, -0.1699884) if approximate == "none" else (-0.7522, -0.1700)
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InputError
 from .layers import Affine, Elementwise, Layer, Scale, Softmax
 
 
@@ -26,7 +27,7 @@ class Network:
         for index, layer in enumerate(self.layers):
             layer = layer.with_size(size)
             if layer.n_in != size:
-                raise ValueError(
+                raise InputError(
                     f"{self.name}: layer {index} ({type(layer).__name__}) expects {layer.n_in} "
                     f"inputs but the layer before it gives {size}.")
             sized.append(layer)

@@ -10,6 +10,7 @@ import casadi as ca
 import numpy as np
 
 from .embedding import _as_inputs, build
+from .errors import InputTypeError
 from .formulation import Embedding
 
 
@@ -34,10 +35,10 @@ def add_predictor(opti: ca.Opti, net, x, *, formulation: str = "full", backend: 
     (1, 1)
     """
     if not isinstance(opti, ca.Opti):
-        raise TypeError(f"add_predictor needs a casadi.Opti as first argument, got {type(opti).__name__}.")
+        raise InputTypeError(f"add_predictor needs a casadi.Opti as first argument, got {type(opti).__name__}.")
     x = _as_inputs(x)
     if not isinstance(x, ca.MX):
-        raise TypeError("x must be casadi.MX (Opti variables, parameters or expressions of them).")
+        raise InputTypeError("x must be casadi.MX (Opti variables, parameters or expressions of them).")
     # densify: inputs with structural zeros (e.g. offline units) would come back as a sparse matrix
     x0 = np.asarray(opti.value(ca.densify(x), opti.initial() + opti.value_parameters()), dtype=float)
     x0 = x0.reshape(x.shape)

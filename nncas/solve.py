@@ -22,7 +22,7 @@ import casadi as ca
 import numpy as np
 
 from .derivatives import UPPER_TRIANGLE_PLUGINS, derivative_functions
-from .errors import StaleProblemError
+from .errors import InputTypeError, StaleProblemError
 from .oracles.callback import BufferCallback
 from .threads import set_casadi_blas_threads
 
@@ -175,7 +175,7 @@ def problem_stats(problem, result=None) -> ProblemStats:
         objective = float(problem.debug.value(problem.f))
     else:
         if result is None:
-            raise TypeError("problem_stats(S, result): pass the result of calling the solver S.")
+            raise InputTypeError("problem_stats(S, result): pass the result of calling the solver S.")
         nlp, stats, objective = problem, problem.stats(), float(result["f"])
     wall = {k[len("t_wall_"):]: v for k, v in stats.items() if k.startswith("t_wall_")}
     callbacks = {name: wall.get(name, 0.0) for name in

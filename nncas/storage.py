@@ -17,6 +17,8 @@ import h5py
 import numpy as np
 import torch
 
+from .errors import InputError
+
 
 @contextmanager
 def replaced_atomically(path: str | Path, keep: bool = False):
@@ -71,7 +73,7 @@ def read_weights(path: str | Path, file_format: str, what: str) -> tuple[dict, d
                     for key, value in f.attrs.items()}
             state = {name: torch.from_numpy(f["state"][name][()]) for name in f["state"]}
     except (OSError, KeyError) as err:
-        raise ValueError(f"{path} is not a readable {what} file ({err}).") from err
+        raise InputError(f"{path} is not a readable {what} file ({err}).") from err
     if meta.get("format") != file_format:
-        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {file_format!r}.")
+        raise InputError(f"{path}: format {meta.get('format')!r}, expected {file_format!r}.")
     return state, meta

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import casadi as ca
 
+from .errors import InputError
+
 
 def _casadi_openblas() -> ctypes.CDLL | None:
     folder = Path(ca.__file__).resolve().parent
@@ -31,7 +33,7 @@ def _casadi_openblas() -> ctypes.CDLL | None:
 def set_casadi_blas_threads(count: int) -> bool:
     """Use ``count`` threads in CasADi's OpenBLAS; False when this CasADi has none to set."""
     if count < 1:
-        raise ValueError(f"a thread count must be at least 1, got {count}.")
+        raise InputError(f"a thread count must be at least 1, got {count}.")
     library = _casadi_openblas()
     if library is None:
         return False

@@ -16,15 +16,12 @@ import torch
 from torch import nn
 
 from . import layers as L
+from .errors import InputError, InputTypeError, UnsupportedLayerError
 from .network import Network
 
 Translation = Callable[[nn.Module], list]
 #: rules the user registered with register_translation (the only mutable table)
 _REGISTERED: dict[type, Translation] = {}
-
-
-class UnsupportedLayerError(TypeError):
-    """A torch module has no registered translation."""
 
 
 class AffineScaling(nn.Module):
@@ -46,9 +43,9 @@ class AffineScaling(nn.Module):
 def _check_rules(translations: dict, where: str) -> None:
     for module_type, rule in translations.items():
         if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
-            raise TypeError(f"{where}: {module_type!r} is not a torch.nn.Module subclass.")
+            raise InputTypeError(f"{where}: {module_type!r} is not a torch.nn.Module subclass.")
         if not callable(rule):
-            raise TypeError(f"{where}: the rule for {module_type.__name__} is not callable.")
+            raise InputTypeError(f"{where}: the rule for {module_type.__name__} is not callable.")
 
 
 def register_translation(module_type: type, translation: Translation) -> None:
@@ -153,12 +150,12 @@ def from_torch(module: nn.Module, n_in: int | None = None, name: str | None = No
     or override the built-in and registered rules for this call.
     """
     if not isinstance(module, nn.Module):
-        raise TypeError(f"expected a torch.nn.Module, got {type(module).__name__}.")
+        raise InputTypeError(f"expected a torch.nn.Module, got {type(module).__name__}.")
     _check_rules(translations or {}, "translations")
     layers = _translate(module, _table(translations))
     n_in = n_in if n_in is not None else _first_size(layers)
     if n_in is None:
-        raise ValueError(f"cannot infer the input size of {type(module).__name__}; pass n_in.")
+        raise InputError(f"cannot infer the input size of {type(module).__name__}; pass n_in.")
     return Network(layers, n_in, name=name or type(module).__name__, source=module)
 
 

@@ -7,26 +7,24 @@ when IPOPT reports success.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from nncas.cli import BAD_INPUT, ArgumentParser, fail
 from power.acopf import AcOpf
 from power.cases import case3
-from power.errors import CaseDataError
 from power.matpower import read_matpower
 from power.results import report
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m power.opf", description="AC optimal power flow with IPOPT")
+    parser = ArgumentParser(prog="python -m power.opf", description="AC optimal power flow with IPOPT")
     parser.add_argument("case", nargs="?", help="MATPOWER .m case (default: embedded 3-bus case)")
     parser.add_argument("--json", help="write the solution here (atomically)")
     args = parser.parse_args(argv)
     try:
         net = read_matpower(args.case) if args.case else case3()
-    except (CaseDataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as err:
+        return fail(parser, err, args.debug)
     return report(AcOpf(net).solve(), args.json)
 
 

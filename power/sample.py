@@ -29,7 +29,6 @@ see the case folder under the same path).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -44,11 +43,11 @@ import casadi as ca
 import h5py
 import numpy as np
 
+from nncas.cli import BAD_INPUT, ArgumentParser, fail
 from nncas.storage import replaced_atomically
 from power.acopf import AcOpf, add_ac_network
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
-from power.errors import CaseDataError
 from power.network import Network, per_unit
 from power.nlp import NlpBuilder
 
@@ -112,10 +111,6 @@ class Sampler:
         self.config = config
         case = load_case(config.case)
         self.net: Network = case.network
-        if config.nominal not in ("opf", "case"):
-            raise ValueError(f"nominal={config.nominal!r}; choose 'opf' or 'case'.")
-        if config.qg not in QG_DRAWS:
-            raise ValueError(f"qg={config.qg!r}; choose one of {', '.join(QG_DRAWS)}.")
         self.qmin = np.array([g.qmin_mvar for g in self.net.generators])
         self.qmax = np.array([g.qmax_mvar for g in self.net.generators])
         online = np.array([g.in_service for g in self.net.generators], dtype=bool)
@@ -337,7 +332,7 @@ def _map(config: SampleConfig, indices: list[int], workers: int, scheduler: str 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m power.sample", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m power.sample", description=__doc__.split("\n\n")[0])
     parser.add_argument("case", help="'example' or a folder with one .raw/.rop/.inl/.con each")
     parser.add_argument("out", help="HDF5 file to create or extend")
     parser.add_argument("-n", "--samples", type=int, default=110, help="total samples wanted (default 110)")
@@ -364,9 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         config = SampleConfig(case, dynamics, args.seed, args.spread, args.t_end, args.dt, args.nominal,
                               args.qg)
         run(config, args.out, args.samples, args.workers, args.batch, args.scheduler)
-    except (ValueError, CaseDataError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as err:
+        return fail(parser, err, args.debug)
     except KeyboardInterrupt:
         print("\ninterrupted; finished samples are saved, run the same command again to go on.",
               file=sys.stderr)

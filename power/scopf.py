@@ -28,7 +28,6 @@ Command line: ``python -m power.scopf --raw R --rop P --inl I --con C
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 
@@ -36,9 +35,9 @@ import casadi as ca
 import numpy as np
 import scipy.sparse as sp
 
+from nncas.cli import BAD_INPUT, ArgumentParser, fail
 from power.acopf import AcNetworkBlock, add_ac_network, add_base_case, sparse_dm
 from power.cases import scopf3_case
-from power.errors import CaseDataError
 from power.network import per_unit
 from power.nlp import NlpBuilder, NlpSolution
 from power.psse import GoC1Case, read_go_c1
@@ -171,7 +170,7 @@ class Scopf:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m power.scopf", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m power.scopf", description=__doc__.split("\n\n")[0])
     files = ("raw", "rop", "inl", "con")
     for name in files:
         parser.add_argument(f"--{name}", help=f"GO Challenge 1 .{name} file")
@@ -182,9 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give all of --raw --rop --inl --con, or none for the embedded example")
     try:
         case = read_go_c1(*given) if all(given) else scopf3_case()
-    except (CaseDataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as err:
+        return fail(parser, err, args.debug)
     return report(Scopf(case).solve(), args.json)
 
 

@@ -23,7 +23,6 @@ authors' ``10_10_gen_load_input_v2.pt`` (110 x 117) and ``10_10_freq_output_v2.p
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 
 from nncas import AffineScaling
+from nncas.cli import BAD_INPUT, ArgumentParser, fail
 from nncas.storage import read_weights, save_weights, torch_save_atomic
 from power.sample import read_samples
 
@@ -225,7 +225,7 @@ def load_surrogate(path: str | Path) -> tuple[nn.Sequential, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m power.surrogate", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m power.surrogate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="sample HDF5 file or the folder with the authors' .pt files")
     parser.add_argument("--width", type=int, default=100, help=f"one of {list(HIDDEN_LAYERS)}")
     parser.add_argument("--out", required=True, help="HDF5 file to write")
@@ -257,9 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                                     ignore=tuple(args.ignore))
         save_surrogate(out, net, meta)
         checkpoint.unlink(missing_ok=True)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as err:
+        return fail(parser, err, args.debug)
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume from {checkpoint}.", file=sys.stderr)
         return 130

@@ -281,3 +281,21 @@ def test_l4casadi_graybox_through_plain_casadi(net, case, reference, route):
                    ubg=np.concatenate([e.ubg, [np.inf]]))
         objective = float(result["f"])
     assert objective == pytest.approx(reference[0], rel=1e-4)
+
+
+def test_input_bounds_box_x_alike_in_every_formulation(net):
+    """input_bounds=(0, 1) is the box 0 <= x <= 1 in every formulation (the unboxed optimum of
+    |x - 1.5|^2 - NN(x)[t] lies outside it); the full space's intermediates are bounded from it."""
+    objectives = []
+    for formulation in FORMULATIONS:
+        x = ca.MX.sym("x", N_IN)
+        e = nncas.embed(net, x, formulation=formulation, input_bounds=(0, 1))
+        nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - 1.5) - e.y[TARGET], "g": e.g}
+        S = nncas.nlpsol("S", "ipopt", nlp, TIGHT)
+        result = S(x0=np.concatenate([np.full(N_IN, 0.5), e.w0]), lbx=np.concatenate([np.full(N_IN, -np.inf), e.lbw]),
+                   ubx=np.concatenate([np.full(N_IN, np.inf), e.ubw]), lbg=e.lbg, ubg=e.ubg)
+        assert S.stats()["success"], formulation
+        x_opt = result["x"].full().ravel()[:N_IN]
+        assert np.all(x_opt >= -1e-7) and np.all(x_opt <= 1 + 1e-7), formulation  # IPOPT relaxes bounds by 1e-8
+        objectives.append(float(result["f"]))
+    assert objectives == pytest.approx([objectives[0]] * 3, rel=1e-8)

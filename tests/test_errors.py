@@ -71,13 +71,14 @@ def test_input_bounds_are_checked(bounds, match):
         nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2), nn.Tanh()), x, input_bounds=bounds)
 
 
-def test_non_finite_weights():
+@pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
+def test_non_finite_weights(formulation):
     net = nn.Sequential(nn.Linear(4, 2))
     with torch.no_grad():
         net[0].weight[0, 0] = float("nan")
     opti, x = _opti()
-    with pytest.raises(ValueError, match="NaN or Inf"):
-        nncas.add_predictor(opti, net, x, formulation="full")
+    with pytest.raises(nncas.InputError, match="NaN or Inf"):
+        nncas.add_predictor(opti, net, x, formulation=formulation)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
@@ -94,13 +95,42 @@ def test_cuda_requested_but_absent(backend):
     (dict(formulation="graybox", backend="jax"), "backend"),
     (dict(formulation="graybox", method="magic"), "method"),
     (dict(formulation="full", config={"Tanh": "bigM"}), "choose one of"),
+    (dict(formulation="full", config={"Tnah": "reduced"}), "config names Tnah, which is no layer"),
+    (dict(formulation="reduced", config={"Tanh": "reduced"}), "config applies to formulation='full' only"),
+    (dict(formulation="full", relaxation=-1e-3), "relaxation must be a finite number >= 0"),
+    (dict(formulation="full", relaxation=float("nan")), "relaxation must be a finite number >= 0"),
+    (dict(formulation="full", input_bounds=(float("nan"), 1)), "input_bounds hold NaN"),
 ])
 def test_bad_options(kwargs, match):
     opti, x = _opti()
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(nncas.InputError, match=match):
         nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2), nn.Tanh()), x, **kwargs)
 
 
 def test_not_an_opti():
     with pytest.raises(TypeError, match="casadi.Opti"):
         nncas.add_predictor(None, nn.Linear(4, 2), ca.MX.sym("x", 4))
+
+
+def test_config_by_torch_class_is_honoured():
+    """A torch class key stands for its name: Tanh kept as an expression, no variables for it."""
+    net = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    x = ca.MX.sym("x", 4)
+    assert nncas.embed(net, x, config={nn.Tanh: "reduced"}).n_variables == 3 + 2
+    assert nncas.embed(net, x).n_variables == 3 + 3 + 2
+
+
+def test_softmax_over_the_batch_is_refused_in_a_graybox():
+    opti, x = _opti()
+    with pytest.raises(nncas.InputError, match="normalizes across the batch"):
+        nncas.add_predictor(opti, nn.Sequential(nn.Linear(4, 2), nn.Softmax(dim=0)), x, formulation="graybox")
+
+
+def test_non_finite_start_values_are_refused():
+    with pytest.raises(nncas.InputError, match="start point of x holds NaN"):
+        nncas.embed(nn.Sequential(nn.Linear(4, 2), nn.Tanh()), ca.MX.sym("x", 4), x0=[0, float("nan"), 0, 0])
+
+
+def test_the_exception_hierarchy():
+    assert issubclass(nncas.InputError, (nncas.NncasError, ValueError))
+    assert issubclass(nncas.UnsupportedLayerError, TypeError) and issubclass(nncas.DeviceError, RuntimeError)

@@ -146,3 +146,17 @@ def test_ignored_inputs_do_not_move_the_surrogate(tmp_path):
         ignored_columns(unnamed, ("qg",))
     with pytest.raises(ValueError, match="choose among"):
         ignored_columns(data, ("vm",))
+
+
+def test_the_example_runs_without_a_model(tmp_path, monkeypatch, capsys):
+    """No --model: a small surrogate of the case is simulated, trained once and cached."""
+    monkeypatch.setenv("NNCAS_CACHE", str(tmp_path))
+    assert tscopf_cli.main(["example", "--warm-start"]) == 0
+    first = capsys.readouterr().out
+    assert "simulating 40 samples" in first and "status: Solve_Succeeded" in first
+    assert (tmp_path / "power" / "example_surrogate_w100.h5").is_file()
+    assert tscopf_cli.main(["example", "--warm-start", "--formulation", "graybox"]) == 0
+    second = capsys.readouterr().out
+    assert "simulating" not in second and "status: Solve_Succeeded" in second
+    objective = [line for line in first.splitlines() if line.startswith("objective:")]
+    assert objective == [line for line in second.splitlines() if line.startswith("objective:")]

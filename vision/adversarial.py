@@ -10,7 +10,6 @@ and solved with IPOPT in float64 (the l4casadi gray box evaluates the network in
 gray box on torch; the classifier is trained once and cached (``vision.train``). Exit status:
 0 when IPOPT reports success, 1 when it does not, 2 for a bad request.
 """
-import argparse
 import copy
 import importlib.util
 import json
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 import nncas
+from nncas.cli import BAD_INPUT, ArgumentParser, fail
 from nncas.storage import write_text_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import N_CLASSES, WIDTHS, check_width
@@ -180,7 +180,7 @@ def plot(result, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m vision.adversarial", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m vision.adversarial", description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=128, help=f"classifier width, one of {list(WIDTHS)}")
     parser.add_argument("--formulation", default="graybox", choices=FORMULATIONS)
     parser.add_argument("--backend", default="torch", choices=BACKENDS, help="gray-box oracle")
@@ -200,8 +200,8 @@ def main(argv=None):
         verbose = {"ipopt.print_level": 5, "ipopt.sb": "no", "print_time": True} if args.verbose else None
         result, meta = run(args.width, args.formulation, args.backend, args.device, args.image, args.target,
                            load_mnist(args.data), args.weights, verbose)
-    except (ValueError, MNISTError, FileNotFoundError) as err:
-        parser.error(str(err))
+    except (*BAD_INPUT, MNISTError) as err:
+        return fail(parser, err, args.debug)
     summary = report(result, meta, args.formulation, args.backend, args.device)
     print(f"{args.formulation} ({summary['backend'] or 'CasADi AD'}): {summary['status']}, objective "
           f"{summary['objective']:.6g}, {summary['iterations']} iterations, solve {result.solve_time:.2f} s "

@@ -5,7 +5,6 @@ Softmax) with Adam over shuffled mini-batches. After every epoch the model and o
 to a checkpoint (``<out>.ckpt.pt``, written atomically); running the same command again resumes
 from it. The finished network goes to HDF5 (``vision.storage``) and the checkpoint is removed.
 """
-import argparse
 import math
 import os
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from nncas.cli import BAD_INPUT, ArgumentParser, fail
 from nncas.storage import torch_save_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import WIDTHS, build_classifier, check_width, logits
@@ -122,7 +122,7 @@ def ensure_classifier(width, path=None, data=None, log=print, force=False, **opt
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m vision.train", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m vision.train", description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=128, help=f"hidden width, one of {list(WIDTHS)}")
     parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
@@ -143,8 +143,8 @@ def main(argv=None):
         check_settings(**settings)
         check_writable(path)
         net, meta = ensure_classifier(args.width, path, load_mnist(args.data), force=True, **settings)
-    except (ValueError, MNISTError, OSError) as err:
-        parser.error(str(err))
+    except (*BAD_INPUT, MNISTError) as err:
+        return fail(parser, err, args.debug)
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume from the last finished epoch.",
               file=sys.stderr)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import platform
+import warnings
 
 import casadi as ca
 import numpy as np
@@ -27,7 +28,6 @@ import torch
 
 from ..cache import cache_root, fingerprint
 from .graybox_function import graybox_function, hessian_function, jacobian_function
-
 
 
 def _library_suffix() -> str:
@@ -96,7 +96,10 @@ class L4CasADiOracle:
         model = copy.deepcopy(module).to(dtype=self.dtype)
         builder = l4casadi.L4CasADi(model, device=str(self.device), name=self.library_name,
                                     build_dir=str(self.build_dir))
-        builder.build(ca.MX.sym("u", self.batch, self.n_in))
+        with warnings.catch_warnings():  # l4casadi traces with TorchScript, which torch deprecates
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+            warnings.filterwarnings("ignore", message="The TorchScript type system")
+            builder.build(ca.MX.sym("u", self.batch, self.n_in))
 
     # layouts: CasADi passes U (n x K) column-major, i.e. sample after sample; the external
     # takes U^T (K x n), i.e. feature after feature ------------------------------------------

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.func import grad, jacfwd, jacrev, vmap
 
+from ..errors import InputError, InputTypeError
 from ..torch_import import from_torch
 from .graybox_function import graybox_function, hessian_function, jacobian_function
 from .mlp import StructuredMLP
@@ -61,9 +62,9 @@ class TorchOracle:
                  batch: int = 1, dtype: torch.dtype = torch.float64, method: str = "auto",
                  translations: dict | None = None):
         if method not in METHODS:
-            raise ValueError(f"method={method!r}; choose one of {METHODS}.")
+            raise InputError(f"method={method!r}; choose one of {METHODS}.")
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype={dtype!r}; give a torch floating-point dtype such as "
+            raise InputTypeError(f"dtype={dtype!r}; give a torch floating-point dtype such as "
                             "torch.float64 (the default) or torch.float32.")
         self.n_in, self.n_out, self.batch = n_in, n_out, batch
         self.device, self.dtype = device, dtype
@@ -85,7 +86,7 @@ class TorchOracle:
             except (TypeError, ValueError):
                 pass  # not translatable: only the generic path applies
             if method == "structured":
-                raise ValueError(f"method='structured' needs an MLP of supported layers; "
+                raise InputError(f"method='structured' needs an MLP of supported layers; "
                                  f"{type(module).__name__} is not one. Use method='generic'.")
         model = copy.deepcopy(module).to(device=self.device, dtype=self.dtype).eval()
         model.requires_grad_(False)
