@@ -21,11 +21,13 @@ from .torch_import import from_torch
 
 FORMULATIONS = ("full", "reduced", "graybox")
 BACKENDS = ("torch", "l4casadi")
+GRAYBOX_OUTPUTS = ("variables", "expression")
 
 
 def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: str = "cpu",
           config: dict | None = None, input_bounds=None, relaxation: float = 0.0, x0=None,
-          translations: dict | None = None, **oracle_options) -> Embedding:
+          translations: dict | None = None, graybox_output: str = "variables",
+          **oracle_options) -> Embedding:
     r"""Embed ``y = net(x)``; return an :class:`Embedding` for an nlp dict.
 
     Parameters
@@ -57,6 +59,10 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
     translations : dict
         ``{torch module type: rule}`` for module types nncas does not translate (or to override
         its rules) in this call; ``rule(module)`` returns a list of :mod:`nncas.layers`.
+    graybox_output : "variables" | "expression"
+        Gray box: ``y`` as new variables with the rows ``NN(x) - y = 0`` (the paper's layout), or
+        ``y = NN(x)`` as an expression (no variables, no rows; IPOPT then sees the network only
+        where ``y`` is used).
     oracle_options
         Passed to the torch gray-box oracle (e.g. ``dtype``, ``method``).
 
@@ -76,11 +82,11 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
     return build(net, x, _start(x0, x.shape, input_bounds), lambda rows, cols: kind.sym("w", rows, cols),
                  formulation=formulation, backend=backend, device=device, config=config,
                  input_bounds=input_bounds, relaxation=relaxation, translations=translations,
-                 **oracle_options)
+                 graybox_output=graybox_output, **oracle_options)
 
 
 def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, config, input_bounds,
-          relaxation, translations=None, **oracle_options) -> Embedding:
+          relaxation, translations=None, graybox_output="variables", **oracle_options) -> Embedding:
     """The embedding of ``net`` at ``x`` with variables from ``new_symbol(rows, cols)`` (any
     sink); ``x0`` (n_in, K) seeds the start values."""
     if formulation not in FORMULATIONS:
@@ -95,7 +101,7 @@ def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, c
         raise InputError("the start point of x holds NaN or Inf (x0=, or opti.set_initial / set_value); "
                          "give finite start values.")
     if formulation == "graybox":
-        form = _graybox(net, x, x0, new_symbol, backend, device, translations, oracle_options)
+        form = _graybox(net, x, x0, new_symbol, backend, device, translations, graybox_output, oracle_options)
     else:
         if oracle_options:
             raise InputTypeError(f"unexpected options {sorted(oracle_options)} for formulation={formulation!r}.")
@@ -124,9 +130,11 @@ def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxa
     return form
 
 
-def _graybox(net, x, x0, new_symbol, backend, device, translations, oracle_options) -> Embedding:
+def _graybox(net, x, x0, new_symbol, backend, device, translations, output, oracle_options) -> Embedding:
     if backend not in BACKENDS:
         raise InputError(f"backend={backend!r}; choose one of {BACKENDS}.")
+    if output not in GRAYBOX_OUTPUTS:
+        raise InputError(f"graybox_output={output!r}; choose one of {GRAYBOX_OUTPUTS}.")
     if not isinstance(net, torch.nn.Module):
         raise InputTypeError(f"formulation='graybox' needs a torch.nn.Module, got {type(net).__name__}.")
     if not isinstance(x, ca.MX):
@@ -149,8 +157,10 @@ def _graybox(net, x, x0, new_symbol, backend, device, translations, oracle_optio
     form = Embedding("graybox", type(net).__name__, n_in, n_out, n_params, inputs=x, backend=backend,
                      device=str(dev), oracle=oracle, new_symbol=new_symbol)
     handle = LayerHandle(0, oracle, None)
-    y = form.add_variable(n_out, batch, np.asarray(oracle.function(x0)), handle=handle)
-    form.add_constraint(oracle.function(ca.densify(x)) - y, handle=handle)
+    y = oracle.function(ca.densify(x))
+    if output == "variables":
+        value, y = y, form.add_variable(n_out, batch, np.asarray(oracle.function(x0)), handle=handle)
+        form.add_constraint(value - y, handle=handle)
     handle.output = y
     form.layers.append(handle)
     form.outputs = y

@@ -16,7 +16,8 @@ from .formulation import Embedding
 
 def add_predictor(opti: ca.Opti, net, x, *, formulation: str = "full", backend: str = "torch",
                   device: str = "cpu", config: dict | None = None, input_bounds=None,
-                  relaxation: float = 0.0, translations: dict | None = None, **oracle_options):
+                  relaxation: float = 0.0, translations: dict | None = None,
+                  graybox_output: str = "variables", **oracle_options):
     r"""Embed ``y = net(x)`` in ``opti``; return ``(y, embedding)``.
 
     ``x`` is an MX column (n_in, 1) or matrix (n_in, K) of Opti variables, parameters or
@@ -44,7 +45,8 @@ def add_predictor(opti: ca.Opti, net, x, *, formulation: str = "full", backend: 
     x0 = x0.reshape(x.shape)
     form = build(net, x, x0, lambda rows, cols: opti.variable(rows, cols), formulation=formulation,
                  backend=backend, device=device, config=config, input_bounds=input_bounds,
-                 relaxation=relaxation, translations=translations, **oracle_options)
+                 relaxation=relaxation, translations=translations, graybox_output=graybox_output,
+                 **oracle_options)
     _add_to(opti, form)
     return form.outputs, form
 
