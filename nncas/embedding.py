@@ -27,7 +27,7 @@ GRAYBOX_OUTPUTS = ("variables", "expression")
 def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: str = "cpu",
           config: dict | None = None, input_bounds=None, relaxation: float = 0.0, x0=None,
           translations: dict | None = None, graybox_output: str = "variables",
-          **oracle_options) -> Embedding:
+          input_shape: tuple | None = None, **oracle_options) -> Embedding:
     r"""Embed ``y = net(x)``; return an :class:`Embedding` for an nlp dict.
 
     Parameters
@@ -59,6 +59,10 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
     translations : dict
         ``{torch module type: rule}`` for module types nncas does not translate (or to override
         its rules) in this call; ``rule(module)`` returns a list of :mod:`nncas.layers`.
+    input_shape : tuple
+        The shape of one input without the batch axis, e.g. ``(1, 28, 28)`` for an image:
+        x's column holds it in torch's C order (channel, row, column). Needed by convolutions
+        and pooling; a gray box reshapes each column to it before calling the network.
     graybox_output : "variables" | "expression"
         Gray box: ``y`` as new variables with the rows ``NN(x) - y = 0`` (the paper's layout), or
         ``y = NN(x)`` as an expression (no variables, no rows; IPOPT then sees the network only
@@ -82,11 +86,12 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
     return build(net, x, _start(x0, x.shape, input_bounds), lambda rows, cols: kind.sym("w", rows, cols),
                  formulation=formulation, backend=backend, device=device, config=config,
                  input_bounds=input_bounds, relaxation=relaxation, translations=translations,
-                 graybox_output=graybox_output, **oracle_options)
+                 graybox_output=graybox_output, input_shape=input_shape, **oracle_options)
 
 
 def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, config, input_bounds,
-          relaxation, translations=None, graybox_output="variables", **oracle_options) -> Embedding:
+          relaxation, translations=None, graybox_output="variables", input_shape=None,
+          **oracle_options) -> Embedding:
     """The embedding of ``net`` at ``x`` with variables from ``new_symbol(rows, cols)`` (any
     sink); ``x0`` (n_in, K) seeds the start values."""
     if formulation not in FORMULATIONS:
@@ -97,15 +102,19 @@ def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, c
     if not (isinstance(relaxation, (int, float)) and np.isfinite(relaxation) and relaxation >= 0):
         raise InputError(f"relaxation must be a finite number >= 0 (the ReLU complementarity's epsilon), "
                          f"got {relaxation!r}.")
+    if input_shape is not None:
+        _check_input_shape(input_shape, x.size1())
     if not np.all(np.isfinite(x0)):
         raise InputError("the start point of x holds NaN or Inf (x0=, or opti.set_initial / set_value); "
                          "give finite start values.")
     if formulation == "graybox":
-        form = _graybox(net, x, x0, new_symbol, backend, device, translations, graybox_output, oracle_options)
+        form = _graybox(_with_input_shape(net, input_shape, x.size1()), x, x0, new_symbol, backend, device,
+                        translations, graybox_output, oracle_options)
     else:
         if oracle_options:
             raise InputTypeError(f"unexpected options {sorted(oracle_options)} for formulation={formulation!r}.")
-        form = _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation, translations)
+        form = _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation, translations,
+                          input_shape)
     if input_bounds is not None:
         lo, hi = _box(input_bounds, form.n_in)
         form.add_constraint(x, lo[:, None], hi[:, None])
@@ -113,8 +122,9 @@ def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, c
 
 
 def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation,
-               translations) -> Embedding:
-    network = net if isinstance(net, Network) else from_torch(net, translations=translations)
+               translations, input_shape) -> Embedding:
+    network = net if isinstance(net, Network) else from_torch(net, translations=translations,
+                                                               input_shape=input_shape)
     _check_input_size(network.n_in, x)
     form = Embedding(formulation, network.name, network.n_in, network.n_out, network.n_params,
                      inputs=x, network=network, new_symbol=new_symbol)
@@ -165,6 +175,23 @@ def _graybox(net, x, x0, new_symbol, backend, device, translations, output, orac
     form.layers.append(handle)
     form.outputs = y
     return form
+
+
+def _check_input_shape(input_shape, rows: int) -> None:
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise InputError(f"input_shape={input_shape!r}; give a tuple of sizes such as (1, 28, 28).") from None
+    if not shape or min(shape) < 1 or int(np.prod(shape)) != rows:
+        raise InputError(f"input_shape {shape} holds {int(np.prod(shape)) if shape else 0} entries, but x has "
+                         f"{rows} rows (one input per column, in torch's C order).")
+
+
+def _with_input_shape(net, input_shape, n_in: int):
+    """``net`` taking (K, n_in) rows: unflattened to ``input_shape`` first, the output flattened."""
+    if input_shape is None or not isinstance(net, torch.nn.Module):
+        return net
+    return torch.nn.Sequential(torch.nn.Unflatten(1, tuple(int(s) for s in input_shape)), net, torch.nn.Flatten())
 
 
 def _check_config(config, network) -> dict:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import casadi as ca
 import numpy as np
+import scipy.sparse
 import scipy.special
 import torch
 
@@ -75,24 +76,43 @@ class Layer:
 
 @dataclass(eq=False)
 class Affine(Layer):
-    r"""Dense affine map :math:`y = W z + b`, ``W`` of shape (n_out, n_in)."""
+    r"""Affine map :math:`y = W z + b`, ``W`` of shape (n_out, n_in): a dense array, or a
+    ``scipy.sparse`` matrix kept sparse (a convolution: its kernel at every output position).
+
+    ``parameters`` counts the trained weights it stands for (a convolution's kernel and bias);
+    by default the entries of ``W`` and ``b``.
+    """
 
     weight: np.ndarray
     bias: np.ndarray
+    parameters: int | None = None
 
     def __post_init__(self):
-        self.weight = np.atleast_2d(np.asarray(self.weight, dtype=float))
+        if scipy.sparse.issparse(self.weight):
+            self.weight = scipy.sparse.csr_matrix(self.weight, dtype=float)
+            entries = self.weight.data
+        else:
+            self.weight = entries = np.atleast_2d(np.asarray(self.weight, dtype=float))
         self.bias = np.asarray(self.bias, dtype=float).reshape(-1)
         if self.bias.shape[0] != self.weight.shape[0]:
             raise InputError(
                 f"Affine layer: bias has {self.bias.shape[0]} entries but the weight has "
                 f"{self.weight.shape[0]} rows; they must match.")
-        if not (np.all(np.isfinite(self.weight)) and np.all(np.isfinite(self.bias))):
+        if not (np.all(np.isfinite(entries)) and np.all(np.isfinite(self.bias))):
             raise InputError("Affine layer: weight or bias holds NaN or Inf; "
                              "check the trained model before embedding it.")
 
     n_in = property(lambda self: self.weight.shape[1])
     n_out = property(lambda self: self.weight.shape[0])
+
+    @property
+    def n_params(self) -> int:
+        if self.parameters is not None:
+            return self.parameters
+        return self.weight.shape[0] * self.weight.shape[1] + self.bias.size
+
+    def dense_weight(self) -> np.ndarray:
+        return self.weight.toarray() if scipy.sparse.issparse(self.weight) else self.weight
 
     def apply(self, z, ops):
         return ops.matmul(self.weight, z) + ops.column(self.bias)
@@ -100,7 +120,7 @@ class Affine(Layer):
     def interval(self, lo, hi):
         center, radius = (hi + lo) / 2, (hi - lo) / 2
         mid = self.weight @ center + self.bias
-        spread = np.abs(self.weight) @ radius
+        spread = abs(self.weight) @ radius
         return mid - spread, mid + spread
 
 

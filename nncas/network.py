@@ -41,7 +41,7 @@ class Network:
     @property
     def n_params(self) -> int:
         """Number of trained weights and biases in the affine layers."""
-        return sum(l.weight.size + l.bias.size for l in self.layers if isinstance(l, Affine))
+        return sum(l.n_params for l in self.layers if isinstance(l, Affine))
 
     def numpy(self, x: np.ndarray) -> np.ndarray:
         """Forward pass in float64 on a vector (n_in,) or a matrix (n_in, batch)."""

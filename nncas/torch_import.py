@@ -9,6 +9,7 @@ user registers explicitly (:func:`register_translation`), overridden by those pa
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -17,6 +18,7 @@ from torch import nn
 
 from . import layers as L
 from .errors import InputError, InputTypeError, UnsupportedLayerError
+from .linear_maps import SHAPED_RULES, Shape, batchnorm_channels
 from .network import Network
 
 Translation = Callable[[nn.Module], list]
@@ -94,12 +96,6 @@ def _softmax(m):
     return [L.LogSoftmax() if isinstance(m, nn.LogSoftmax) else L.Softmax()]
 
 
-def _flatten(m: nn.Flatten):
-    if m.start_dim not in (1, -1) or m.end_dim != -1:
-        raise UnsupportedLayerError(f"{m}: only Flatten(start_dim=1) of a vector input is supported.")
-    return []
-
-
 def _gelu(m: nn.GELU):
     return [L.GELU(m.approximate)]
 
@@ -119,44 +115,92 @@ BUILTIN_TRANSLATIONS: dict[type, Translation] = {
     nn.LogSoftmax: _softmax,
     nn.Identity: lambda m: [],
     nn.Dropout: lambda m: [],
-    nn.Flatten: _flatten,
     nn.BatchNorm1d: _batchnorm,
     AffineScaling: lambda m: [L.Scale(_array(m.scale), _array(m.offset))],
 }
 
 
-def _translate(module: nn.Module, table: dict) -> list:
-    rule = table.get(type(module))
-    if rule is not None:
-        return list(rule(module))
-    if isinstance(module, nn.Sequential):
-        return [layer for child in module for layer in _translate(child, table)]
+def _translate(module: nn.Module, table: dict, shape: Shape | None) -> tuple[list, Shape | None]:
+    """The layers of ``module`` and its output shape, for an input of ``shape`` (without the
+    batch axis; None while unknown: a chain that starts without a fixed size)."""
     kind = type(module)
+    shaped = SHAPED_RULES.get(kind)
+    if kind is nn.BatchNorm1d and shape is not None and len(shape) == 2:
+        shaped = batchnorm_channels  # over the channels of a (C, L) input
+    if shaped is not None and table.get(kind) is BUILTIN_TRANSLATIONS.get(kind):  # not overridden
+        if shape is None:
+            raise InputError(f"{module} needs the input's shape: pass input_shape=(channels, ...) for the "
+                             "network's input (x's column holds it in torch's C order).")
+        return shaped(module, shape)
+    rule = table.get(kind)
+    if rule is not None:
+        layers = list(rule(module))
+        return layers, _shape_after(module, layers, shape)
+    if isinstance(module, nn.Sequential):
+        layers = []
+        for child in module:
+            more, shape = _translate(child, table, shape)
+            layers += more
+        return layers, shape
+    supported = sorted({t.__name__ for t in table} | {t.__name__ for t in SHAPED_RULES})
     raise UnsupportedLayerError(
         f"nncas cannot translate the torch module {kind.__name__} ({kind.__module__}.{kind.__qualname__}). "
-        f"Supported modules: {', '.join(sorted(t.__name__ for t in table))}, and nn.Sequential of them. "
+        f"Supported modules: {', '.join(supported)}, and nn.Sequential of them. "
         f"Pass a translation, translations={{{kind.__name__}: rule}}, or register one with "
         f"nncas.register_translation({kind.__name__}, rule), where rule(module) returns a list of "
         "nncas.layers objects; or embed the model with formulation='graybox', which runs any "
         "differentiable torch model.")
 
 
+def _shape_after(module: nn.Module, layers: list, shape: Shape | None) -> Shape | None:
+    """The shape after a module translated by a vector rule: the last sized layer's output;
+    layers of a fixed size need a vector input of that size."""
+    if shape is not None and len(shape) > 1 and any(isinstance(layer, L.Softmax) for layer in layers):
+        raise InputError(f"{module} on an input of shape {shape} normalizes over its last axis only; "
+                         "flatten first (nn.Flatten()) to normalize over all features.")
+    sized = [layer for layer in layers if getattr(layer, "n_in", None) is not None]
+    if not sized:
+        return shape
+    if shape is not None and (len(shape) != 1 or shape[0] != sized[0].n_in):
+        hint = " Add nn.Flatten() before it." if len(shape) > 1 else ""
+        raise InputError(f"{module} takes a vector of {sized[0].n_in} entries but its input has shape "
+                         f"{shape}.{hint}")
+    return (sized[-1].n_out,)
+
+
 def from_torch(module: nn.Module, n_in: int | None = None, name: str | None = None,
-               translations: dict | None = None) -> Network:
+               translations: dict | None = None, input_shape: tuple | None = None) -> Network:
     """Translate ``module`` (evaluation-mode semantics) into a :class:`Network`.
 
     ``n_in`` is needed only when the model starts with something other than a Linear layer
-    that fixes its size (e.g. only activations). ``translations`` ({module type: rule}) add to
-    or override the built-in and registered rules for this call.
+    that fixes its size (e.g. only activations). ``input_shape`` (e.g. ``(1, 28, 28)``, without
+    the batch axis) is needed by convolutions and pooling: the network's input vector holds
+    that tensor in torch's C order. ``translations`` ({module type: rule}) add to or override
+    the built-in and registered rules for this call.
     """
     if not isinstance(module, nn.Module):
         raise InputTypeError(f"expected a torch.nn.Module, got {type(module).__name__}.")
     _check_rules(translations or {}, "translations")
-    layers = _translate(module, _table(translations))
-    n_in = n_in if n_in is not None else _first_size(layers)
+    shape = _input_shape(input_shape, n_in)
+    layers, _ = _translate(module, _table(translations), shape)
+    n_in = math.prod(shape) if shape is not None else _first_size(layers)
     if n_in is None:
         raise InputError(f"cannot infer the input size of {type(module).__name__}; pass n_in.")
     return Network(layers, n_in, name=name or type(module).__name__, source=module)
+
+
+def _input_shape(input_shape, n_in) -> Shape | None:
+    if input_shape is None:
+        return None if n_in is None else (int(n_in),)
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise InputError(f"input_shape={input_shape!r}; give a tuple of sizes such as (1, 28, 28).") from None
+    if not shape or min(shape) < 1:
+        raise InputError(f"input_shape={input_shape!r}; give positive sizes such as (1, 28, 28).")
+    if n_in is not None and math.prod(shape) != n_in:
+        raise InputError(f"input_shape {shape} holds {math.prod(shape)} entries, but the input has {n_in}.")
+    return shape
 
 
 def _first_size(layers) -> int | None:

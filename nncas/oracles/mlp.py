@@ -65,7 +65,7 @@ class StructuredMLP:
         self.steps = []
         for layer in network.layers:
             if isinstance(layer, (Affine, Scale)):
-                weight = layer.weight if isinstance(layer, Affine) else None
+                weight = layer.dense_weight() if isinstance(layer, Affine) else None
                 scale = None if weight is not None else torch.as_tensor(layer.scale, dtype=dtype, device=device)
                 bias = layer.bias if weight is not None else layer.offset
                 self.steps.append(("affine",

@@ -1,0 +1,160 @@
+r"""IPOPT's own time per iteration (linear algebra, line search: the total minus every callback)
+against the dense-factorization limit, for problem 7 and problem 8, per linear solver and layout.
+
+The limit is one dense LDL^T of the problem's n variables, n^3/3 flops, at the float64
+matrix-multiply rate R measured in the same run: ``limit_s = n^3 / (3 R)``. The ratio
+``IPOPT s per iteration / limit_s`` is what the linear-algebra work aims to bring down.
+
+Layouts (gray box): ``rows`` (the box 0 <= x <= 1 as constraint rows, y variables: what an Opti
+gives without ``detect_simple_bounds``), ``bounds`` (the box as variable bounds, y variables)
+and ``expression`` (the box as bounds, y = NN(x) as an expression: no y variables or rows).
+Linear solvers: IPOPT's MUMPS and SPRAL (both in the casadi wheel), and HSL's when a library is
+named by ``--hsllib``.
+
+    python -m benchmarks.kkt [--mnist 128,512,1024] [--hawaii37 ../shared/hawaii37] [--solvers mumps,spral]
+                             [--layouts rows,bounds,expression] [--out docs/kkt]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import casadi as ca
+import numpy as np
+import torch
+
+import nncas
+from benchmarks.report import cpu_name
+from nncas.storage import write_text_atomic
+from nncas.threads import set_casadi_blas_threads
+
+LAYOUTS = ("rows", "bounds", "expression")
+
+
+def matmul_rate(size: int = 1024, repeats: int = 5) -> float:
+    """float64 FLOP/s of the fastest of ``repeats`` square products (numpy's BLAS)."""
+    a, b = np.random.default_rng(0).normal(size=(2, size, size))
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size ** 3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def problem7(width: int, formulation: str, layout: str):
+    """(nlp, args, keep) of problem 7 on MNIST test image 0 (target (label + 1) mod 10)."""
+    from vision.adversarial import THRESHOLD
+    from vision.data import as_inputs, load_mnist
+    from vision.train import ensure_classifier
+
+    data = load_mnist()
+    net, _ = ensure_classifier(width, data=data)
+    net = copy.deepcopy(net).double().eval()
+    x_ref = as_inputs(data.test_images[:1])[0].astype(np.float64)
+    target = (int(data.test_labels[0]) + 1) % 10
+    x = ca.MX.sym("x", x_ref.size)
+    output = "expression" if layout == "expression" else "variables"
+    options = {"graybox_output": output} if formulation == "graybox" else {}
+    e = nncas.embed(net, x, formulation=formulation, x0=x_ref, **options)
+    n = x_ref.size
+    box_rows = layout == "rows"
+    g = ca.vertcat(e.g, e.y[target], *([x] if box_rows else []))
+    nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - x_ref), "g": g}
+    args = {"x0": np.r_[x_ref, e.w0],
+            "lbx": np.r_[np.full(n, -np.inf) if box_rows else np.zeros(n), e.lbw],
+            "ubx": np.r_[np.full(n, np.inf) if box_rows else np.ones(n), e.ubw],
+            "lbg": np.r_[e.lbg, THRESHOLD, np.zeros(n) if box_rows else []],
+            "ubg": np.r_[e.ubg, np.inf, np.ones(n) if box_rows else []]}
+    return nlp, args, e
+
+
+def problem8(folder: str, layout: str):
+    """(nlp, args, keep) of problem 8 on the case in ``folder`` with its default surrogate."""
+    from power.default_surrogate import ensure_surrogate
+    from power.dynamic_data import load_case
+    from power.tscopf import build_tscopf
+
+    net, _, _ = ensure_surrogate(folder)
+    if layout == "rows":
+        raise ValueError("problem 8 keeps the SCOPF's bounds as bounds; use the bounds layout")
+    output = "expression" if layout == "expression" else "variables"
+    problem = build_tscopf(load_case(folder), net, "graybox", graybox_output=output)
+    return problem.nlp, problem.args, problem
+
+
+def measure(nlp, args, solver: str, options: dict) -> dict:
+    ipopt = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "record_time": True,
+             "ipopt.linear_solver": solver, **options}
+    S = nncas.nlpsol("S", "ipopt", nlp, ipopt)
+    result = S(**args)
+    stats = nncas.problem_stats(S, result)
+    iterations = max(stats.iterations, 1)
+    return {"status": stats.status, "objective": stats.objective, "iterations": stats.iterations,
+            "n_variables": stats.n_variables, "n_constraints": stats.n_constraints,
+            "total_s": stats.total_s, "ipopt_s": stats.solver_s, "ipopt_per_iteration_s": stats.solver_s / iterations,
+            "hessian_s": stats.hessian_s}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.kkt", description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", default="128", help="classifier widths (trained once and cached)")
+    parser.add_argument("--formulations", default="graybox,reduced", help="problem 7 formulations")
+    parser.add_argument("--hawaii37", default=str(Path(__file__).resolve().parents[2] / "shared" / "hawaii37"),
+                        help="Hawaii 37 case folder for problem 8 (skipped when absent; '' to skip)")
+    parser.add_argument("--solvers", default="mumps,spral")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS))
+    parser.add_argument("--hsllib", help="an HSL library: adds ma27 and ma57")
+    parser.add_argument("--out", help="write OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    set_casadi_blas_threads(1)  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
+    solvers = args.solvers.split(",") + (["ma27", "ma57"] if args.hsllib else [])
+    extra = {"ipopt.hsllib": args.hsllib} if args.hsllib else {}
+    cells = [("problem 7", f"MNIST-{w}", f, lambda w=int(w), f=f, layout=None: problem7(w, f, layout))
+             for w in args.mnist.split(",") if w for f in args.formulations.split(",")]
+    if args.hawaii37 and Path(args.hawaii37).is_dir():
+        cells.append(("problem 8", "Hawaii 37", "graybox", lambda layout=None: problem8(args.hawaii37, layout)))
+    rate = matmul_rate()
+    rows = []
+    print(f"float64 matmul rate {rate / 1e9:.1f} GFLOP/s; {cpu_name()}", flush=True)
+    for problem, case, formulation, build in cells:
+        layouts = [l for l in args.layouts.split(",")
+                   if (formulation == "graybox" or l != "expression") and not (problem == "problem 8" and l == "rows")]
+        for layout in layouts:
+            nlp, solve_args, keep = build(layout=layout)
+            for solver in solvers:
+                row = {"problem": problem, "case": case, "formulation": formulation, "layout": layout,
+                       "solver": solver, **measure(nlp, solve_args, solver, extra if solver.startswith("ma") else {})}
+                row["limit_s"] = row["n_variables"] ** 3 / (3 * rate)
+                row["ratio"] = row["ipopt_per_iteration_s"] / row["limit_s"]
+                rows.append(row)
+                print(f"{case:<11}{formulation:<9}{layout:<11}{solver:<7}{row['status']:<28}{row['iterations']:>5} it"
+                      f"{1e3 * row['ipopt_per_iteration_s']:>9.1f} ms/it{row['ratio']:>8.1f} x limit"
+                      f"{row['total_s']:>8.2f} s total  objective {row['objective']:.8g}", flush=True)
+            del keep
+    if args.out:
+        write_text_atomic(f"{args.out}.json", json.dumps({"rate_flops": rate, "cpu": cpu_name(), "rows": rows},
+                                                         indent=1) + "\n")
+        write_text_atomic(f"{args.out}.md", markdown(rows, rate))
+
+
+def markdown(rows, rate) -> str:
+    lines = [f"IPOPT per iteration (total minus callbacks) against one dense LDL^T of the n variables "
+             f"(n^3/3 flops at {rate / 1e9:.1f} GFLOP/s, measured in the same run). {cpu_name()}.", "",
+             "| problem | case | formulation | layout | solver | status | iterations | n | IPOPT ms/it | limit ms | ratio | total s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['problem']} | {r['case']} | {r['formulation']} | {r['layout']} | {r['solver']} | "
+                     f"{r['status']} | {r['iterations']} | {r['n_variables']} | {1e3 * r['ipopt_per_iteration_s']:.1f} | "
+                     f"{1e3 * r['limit_s']:.2f} | {r['ratio']:.1f} | {r['total_s']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Convolutions, pooling and channel normalization in every formulation: values, Jacobians and
+Hessians equal torch's (float64); a CNN reaches one optimum in all formulations; the errors."""
+import copy
+
+import casadi as ca
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import hessian, jacrev
+
+import nncas
+
+
+def _batchnorm(kind, channels):
+    bn = kind(channels)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.3, 0.3)
+    return bn.eval()
+
+
+def _image_net(*middle, channels_out=2, spatial=4):
+    """(input shape, net): middle layers on a 1x8x8 image, then flatten, Linear, softmax."""
+    return (1, 8, 8), nn.Sequential(*middle, nn.Flatten(), nn.Linear(channels_out * spatial, 3),
+                                    nn.Softmax(dim=-1)).eval()
+
+
+NETS = {
+    "conv2d-stride-padding": lambda: _image_net(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.Tanh(),
+                                                channels_out=2, spatial=16),
+    "conv2d-dilation-groups": lambda: _image_net(nn.Conv2d(1, 4, 3, dilation=2), nn.SiLU(),
+                                                 nn.Conv2d(4, 2, 2, groups=2), nn.Sigmoid(), spatial=9),
+    "avgpool2d-batchnorm2d": lambda: _image_net(nn.Conv2d(1, 2, 3, padding=1), _batchnorm(nn.BatchNorm2d, 2),
+                                                nn.Tanh(), nn.AvgPool2d(2, stride=2), nn.AvgPool2d(2), spatial=4),
+    "adaptive-avgpool2d": lambda: _image_net(nn.Conv2d(1, 2, 3), nn.Softplus(), nn.AdaptiveAvgPool2d((2, 3)),
+                                             spatial=6),
+    "conv1d-avgpool1d-batchnorm1d": lambda: ((2, 10), nn.Sequential(
+        nn.Conv1d(2, 3, 3, padding=1), _batchnorm(nn.BatchNorm1d, 3), nn.Tanh(), nn.AvgPool1d(2),
+        nn.Flatten(), nn.Linear(15, 3)).eval()),
+    "unflatten": lambda: ((12,), nn.Sequential(nn.Linear(12, 18), nn.Tanh(), nn.Unflatten(1, (2, 3, 3)),
+                                               nn.Conv2d(2, 2, 2), nn.Tanh(), nn.Flatten(), nn.Linear(8, 3)).eval()),
+}
+
+
+def _torch_derivatives(net, shape, x, lam):
+    model = copy.deepcopy(net).double().eval()
+    f = lambda v: model(v.reshape(1, *shape))[0]  # noqa: E731
+    xt, lt = torch.tensor(x), torch.tensor(lam)
+    with torch.no_grad():
+        value = f(xt).numpy()
+    return value, jacrev(f)(xt).detach().numpy(), hessian(lambda v: (lt * f(v)).sum())(xt).detach().numpy()
+
+
+@pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_ops_match_torch_in_every_formulation(name, formulation):
+    torch.manual_seed(3)
+    shape, net = NETS[name]()
+    n = int(np.prod(shape))
+    rng = np.random.default_rng(0)
+    point, lam = rng.normal(size=n), rng.normal(size=3)
+    value, jac, hess = _torch_derivatives(net, shape, point, lam)
+    x = ca.MX.sym("x", n)
+    output = {"graybox_output": "expression"} if formulation == "graybox" else {}
+    e = nncas.embed(net, x, formulation=formulation, input_shape=shape, x0=point, **output)
+    if formulation == "full":  # the start values are the forward pass: every row holds there
+        w0 = e.w0
+        g = ca.Function("g", [x, e.w], [e.g, e.y])(point, w0)
+        np.testing.assert_allclose(np.asarray(g[0]).ravel(), 0, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(g[1]).ravel(), value, rtol=1e-12, atol=1e-14)
+        return
+    multipliers = ca.MX.sym("lam", 3)
+    functions = ca.Function("d", [x, multipliers], [e.y, ca.jacobian(e.y, x),
+                                                     ca.hessian(ca.dot(multipliers, e.y), x)[0]])
+    got = [np.asarray(a) for a in functions(point, lam)]
+    np.testing.assert_allclose(got[0].ravel(), value, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got[1], jac, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got[2], hess, rtol=1e-10, atol=1e-12)
+
+
+def test_a_convolution_keeps_its_structure():
+    """Conv2d(1 -> 2, 3x3) on 8x8: 2 x 64 outputs, each from at most 9 inputs: the Jacobian holds
+    the kernel entries per output position (<= 1152 nonzeros), not a dense 128 x 64 block."""
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten())
+    x = ca.MX.sym("x", 64)
+    e = nncas.embed(net, x, formulation="reduced", input_shape=(1, 8, 8))
+    nnz = ca.jacobian(e.y, x).nnz()
+    assert nnz <= 2 * 64 * 9 and nnz == 2 * (36 * 9 + 24 * 6 + 4 * 4)
+    assert e.network.n_params == 2 * 9 + 2
+
+
+def test_a_cnn_reaches_one_optimum_in_every_formulation():
+    torch.manual_seed(5)
+    shape, net = NETS["avgpool2d-batchnorm2d"]()
+    x_ref = np.random.default_rng(2).uniform(0.2, 0.8, 64)
+    with torch.no_grad():
+        y_ref = net.double()(torch.tensor(x_ref).reshape(1, *shape))[0].numpy()
+    net.float()
+    target = int(np.argmin(y_ref))
+    threshold = y_ref[target] + 0.05
+    objectives = []
+    for formulation in ("full", "reduced", "graybox"):
+        opti = ca.Opti()
+        x = opti.variable(64)
+        opti.set_initial(x, x_ref)
+        y, _ = nncas.add_predictor(opti, net, x, formulation=formulation, input_shape=shape, input_bounds=(0, 1))
+        opti.subject_to(y[target] >= threshold)
+        opti.minimize(ca.sumsqr(x - x_ref))
+        nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes",
+                                     "ipopt.tol": 1e-10})
+        objectives.append(opti.solve().value(opti.f))
+    assert objectives[0] > 1e-4
+    assert objectives == pytest.approx([objectives[0]] * 3, rel=1e-7)
+
+
+def test_shape_errors_say_what_to_do():
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 2))
+    with pytest.raises(nncas.InputError, match=r"pass input_shape=\(channels, \.\.\.\)"):
+        nncas.embed(conv, ca.MX.sym("x", 64), formulation="reduced")
+    no_flatten = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Linear(6, 2))
+    with pytest.raises(nncas.InputError, match="Add nn.Flatn?ten"):
+        nncas.embed(no_flatten, ca.MX.sym("x", 64), formulation="reduced", input_shape=(1, 8, 8))
+    with pytest.raises(nncas.InputError, match="holds 81 entries, but x has 64 rows"):
+        nncas.embed(conv, ca.MX.sym("x", 64), formulation="full", input_shape=(1, 9, 9))
+
+
+def test_max_pooling_is_for_the_graybox():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 2)).eval()
+    with pytest.raises(nncas.UnsupportedLayerError, match="MaxPool2d.*formulation='graybox'"):
+        nncas.embed(net, ca.MX.sym("x", 64), formulation="reduced", input_shape=(1, 8, 8))
+    e = nncas.embed(net, ca.MX.sym("x", 64), formulation="graybox", input_shape=(1, 8, 8))
+    point = np.random.default_rng(1).normal(size=64)
+    with torch.no_grad():
+        expected = net.double()(torch.tensor(point).reshape(1, 1, 8, 8))[0].numpy()
+    assert e.oracle.method == "generic"
+    np.testing.assert_allclose(np.asarray(e.oracle.function(point)).ravel(), expected, rtol=1e-12)
