@@ -96,6 +96,11 @@ def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, c
     sink); ``x0`` (n_in, K) seeds the start values."""
     if formulation not in FORMULATIONS:
         raise InputError(f"formulation={formulation!r}; choose one of {FORMULATIONS}.")
+    if formulation != "graybox" and (backend, device) != ("torch", "cpu"):
+        raise InputError(f"backend and device apply to formulation='graybox' only (got backend={backend!r}, "
+                         f"device={device!r} with formulation={formulation!r}).")
+    if isinstance(net, torch.nn.Module):
+        _check_evaluation_mode(net)
     if config and formulation != "full":
         raise InputError(f"config applies to formulation='full' only (got formulation={formulation!r}); "
                          "drop it or use the full space.")
@@ -123,8 +128,7 @@ def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, c
 
 def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation,
                translations, input_shape) -> Embedding:
-    network = net if isinstance(net, Network) else from_torch(net, translations=translations,
-                                                               input_shape=input_shape)
+    network = net if isinstance(net, Network) else _translated(net, x, translations, input_shape)
     _check_input_size(network.n_in, x)
     form = Embedding(formulation, network.name, network.n_in, network.n_out, network.n_params,
                      inputs=x, network=network, new_symbol=new_symbol)
@@ -155,9 +159,11 @@ def _graybox(net, x, x0, new_symbol, backend, device, translations, output, orac
     n_in, batch = x.shape
     n_out = _output_size(net, n_in)
     _warn_piecewise_linear([type(m) for m in net.modules()], "graybox")
+    unknown = sorted(set(oracle_options) - ({"dtype", "method"} if backend == "torch" else set()))
+    if unknown:
+        raise InputTypeError(f"unexpected options {unknown} for backend={backend!r}"
+                             + ("; the torch oracle takes dtype and method." if backend == "torch" else "."))
     if backend == "l4casadi":
-        if oracle_options:
-            raise InputTypeError(f"backend='l4casadi' takes no oracle options, got {sorted(oracle_options)}.")
         from .oracles.l4casadi_oracle import L4CasADiOracle
         oracle = L4CasADiOracle(net, n_in, n_out, dev, batch=batch)
     else:
@@ -175,6 +181,16 @@ def _graybox(net, x, x0, new_symbol, backend, device, translations, output, orac
     form.layers.append(handle)
     form.outputs = y
     return form
+
+
+def _translated(net, x, translations, input_shape) -> Network:
+    """``from_torch`` for x's rows (a vector of them unless ``input_shape`` says otherwise)."""
+    try:
+        return from_torch(net, n_in=x.size1(), translations=translations, input_shape=input_shape)
+    except InputError as err:
+        if x.size1() == 1 and x.size2() > 1:
+            raise InputError(f"{err} x is a row; CasADi vectors are columns: pass x.T.") from err
+        raise
 
 
 def _check_input_shape(input_shape, rows: int) -> None:
@@ -206,6 +222,15 @@ def _check_config(config, network) -> dict:
     return by_name
 
 
+def _check_evaluation_mode(net: torch.nn.Module) -> None:
+    """Dropout and batch norm mean something else in training mode: refuse them there."""
+    for name, module in net.named_modules():
+        stochastic = isinstance(module, (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm))
+        if stochastic and module.training:
+            raise InputError(f"{name or type(net).__name__} ({type(module).__name__}) is in training mode, where "
+                             "it acts differently; call net.eval() before embedding the network.")
+
+
 def _check_module(net: torch.nn.Module) -> None:
     """Finite weights, and no softmax across the batch (a gray box sees rows of samples)."""
     for name, tensor in list(net.named_parameters()) + list(net.named_buffers()):
@@ -230,9 +255,13 @@ def _start(x0, shape, input_bounds) -> np.ndarray:
     """Start point (n_in, K) for the forward pass: ``x0``, else the middle of the box, else 0."""
     n, K = shape
     if x0 is not None:
-        a = np.asarray(x0, dtype=float)
+        try:
+            a = np.asarray(x0, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"x0 must be numbers (an array of x's shape), got {x0!r}.") from None
         if a.size not in (n, n * K):
-            raise InputError(f"x0 has {a.size} entries; x is {n} x {K} (give {n} or {n * K}).")
+            sizes = f"{n}" if K == 1 else f"{n} (one column for all) or {n * K}"
+            raise InputError(f"x0 has {a.size} entries; x is {n} x {K} (give {sizes}).")
         return np.broadcast_to(a.reshape(n, -1, order="F"), shape).copy()
     if input_bounds is None:
         return np.zeros(shape)
@@ -256,12 +285,15 @@ def _output_size(net: torch.nn.Module, n_in: int) -> int:
     try:
         with torch.no_grad():
             out = net(probe)
-    except RuntimeError as err:
+    except (RuntimeError, ValueError, TypeError) as err:
         hint = (" x is a row; CasADi vectors are columns: pass x.T." if n_in == 1 else
                 " One input per column of x.")
         raise InputError(f"the network rejected an input of {n_in} entries (the rows of x): "
                          f"{err}.{hint}") from err
-    if out.dim() != 2 or out.shape[0] != 1:
+    if not isinstance(out, torch.Tensor):
+        raise InputTypeError(f"the network returns a {type(out).__name__}; a gray box needs one tensor "
+                             "of outputs (wrap the model to return it).")
+    if out.dim() != 2 or out.shape[0] != 1 or out.shape[1] == 0:
         raise InputError(f"the network maps a (1, {n_in}) batch to shape {tuple(out.shape)}; "
                          "a gray box needs a (1, n_out) output.")
     return int(out.shape[1])

@@ -36,7 +36,8 @@ def affine_map(module: nn.Module, shape: Shape) -> tuple[list, Shape]:
         try:
             offset = probe(torch.zeros(1, *shape, dtype=torch.float64))
         except RuntimeError as err:
-            raise InputError(f"{module} does not take an input of shape {shape} (channels, ...): {err}") from err
+            raise InputError(f"{module} does not take an input of shape {shape}; pass input_shape=(channels, ...) "
+                             f"for the network's input (x's column holds it in torch's C order).") from err
         out_shape = tuple(offset.shape[1:])
         offset = offset.reshape(-1)
         columns = []

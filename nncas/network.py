@@ -33,6 +33,8 @@ class Network:
             sized.append(layer)
             size = layer.n_out
         self.layers = sized
+        if self.n_out < 1:
+            raise InputError(f"{self.name} has no outputs; a network to embed needs at least one.")
 
     @property
     def n_out(self) -> int:

@@ -22,7 +22,7 @@ import casadi as ca
 import numpy as np
 
 from .derivatives import UPPER_TRIANGLE_PLUGINS, derivative_functions
-from .errors import InputTypeError, StaleProblemError
+from .errors import InputError, InputTypeError, StaleProblemError
 from .oracles.callback import BufferCallback
 from .threads import set_casadi_blas_threads
 
@@ -33,13 +33,40 @@ def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None) -> ca
     ``nlp`` holds ``x`` and optionally ``p``, ``f``, ``g`` (MX or SX), as for ``casadi.nlpsol``.
     The returned solver evaluates gray boxes while the embeddings that made them live.
     """
-    x = nlp["x"]
-    kind = type(x)
-    p = nlp.get("p", kind(0, 1))
-    f = nlp.get("f", kind(0))
-    g = nlp.get("g", kind(0, 1))
+    x, p, f, g = _checked_nlp(nlp)
+    _check_plugin(plugin, options)
     functions = derivative_functions(x, p, f, g, upper=plugin in UPPER_TRIANGLE_PLUGINS)
     return ca.nlpsol(name, plugin, nlp, _with_functions(options, functions))
+
+
+def _checked_nlp(nlp) -> tuple:
+    """(x, p, f, g) of an nlp dict, checked: one symbolic type (MX or SX) throughout."""
+    if not isinstance(nlp, dict) or "x" not in nlp:
+        raise InputTypeError(f"nlp must be a dict with at least 'x' (and 'f', 'g', 'p'), got {nlp!r:.80}.")
+    unknown = sorted(set(nlp) - {"x", "p", "f", "g"})
+    if unknown:
+        raise InputError(f"nlp has keys {unknown}; casadi.nlpsol takes 'x', 'p', 'f' and 'g'.")
+    x = nlp["x"]
+    if not isinstance(x, (ca.MX, ca.SX)):
+        raise InputTypeError(f"nlp['x'] must be a casadi.MX or casadi.SX column, got {type(x).__name__}.")
+    kind = type(x)
+    parts = {"p": nlp.get("p", kind(0, 1)), "f": nlp.get("f", kind(0)), "g": nlp.get("g", kind(0, 1))}
+    for key, value in parts.items():
+        if isinstance(value, (int, float)):
+            parts[key] = kind(value)
+        elif not isinstance(value, kind):
+            raise InputTypeError(f"nlp[{key!r}] is {type(value).__name__} but nlp['x'] is {kind.__name__}; "
+                                 "use one symbolic type throughout.")
+    return x, parts["p"], parts["f"], parts["g"]
+
+
+def _check_plugin(plugin, options) -> None:
+    if not isinstance(plugin, str) or not ca.has_nlpsol(plugin):
+        raise InputError(f"plugin={plugin!r} is not an NLP solver of this CasADi; e.g. 'ipopt' or 'sqpmethod'.")
+    if options is not None and not isinstance(options, dict):
+        raise InputTypeError(f"options must be a dict of solver options, got {type(options).__name__}.")
+    if options is not None and not isinstance(options.get("cache", {}), dict):
+        raise InputTypeError("options['cache'] must be a dict of CasADi Functions.")
 
 
 def _with_functions(options: dict | None, functions: dict) -> dict:
@@ -62,10 +89,20 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     process-wide (:mod:`nncas.threads`); 1 avoids a fight for the cores with a torch gray box on
     the CPU. None (default) leaves it alone.
     """
+    if not isinstance(opti, ca.Opti):
+        raise InputTypeError(f"nncas.solver needs a casadi.Opti, got {type(opti).__name__}; for an nlp dict "
+                             "use nncas.nlpsol.")
+    _check_plugin(plugin, options)
+    if plugin_options is not None and not isinstance(plugin_options, dict):
+        raise InputTypeError(f"plugin_options must be a dict, got {type(plugin_options).__name__}.")
     if blas_threads is not None:
+        if isinstance(blas_threads, bool) or not isinstance(blas_threads, int):
+            raise InputTypeError(f"blas_threads must be a whole number or None, got {blas_threads!r}.")
         set_casadi_blas_threads(blas_threads)
     start = time.perf_counter()
     x, p, f, g = _opti_nlp(opti)
+    if x.numel() == 0 or (f.is_zero() and g.numel() == 0):
+        raise InputError("the Opti has no variables, objective or constraints yet; build the problem first.")
     functions = derivative_functions(x, p, f, g, upper=plugin in UPPER_TRIANGLE_PLUGINS)
     guard, checks = _ProblemGuard(opti), []
     for name in ("nlp_grad_f", "nlp_jac_fg"):
@@ -171,12 +208,18 @@ def problem_stats(problem, result=None) -> ProblemStats:
     after a failed solve) or ``problem_stats(S, S(...))`` for a solver from ``nlpsol``, with
     either nncas's or CasADi's own derivative functions."""
     if isinstance(problem, ca.Opti):
-        nlp, stats = problem.debug.casadi_solver, (result or problem).stats()
-        objective = float(problem.debug.value(problem.f))
-    else:
-        if result is None:
+        try:
+            nlp, stats = problem.debug.casadi_solver, (result or problem).stats()
+            objective = float(problem.debug.value(problem.f))
+        except RuntimeError as err:
+            raise InputError("problem_stats(opti): the Opti has not been solved yet; call opti.solve() "
+                             "first.") from err
+    elif isinstance(problem, ca.Function):
+        if not isinstance(result, dict) or "f" not in result:
             raise InputTypeError("problem_stats(S, result): pass the result of calling the solver S.")
         nlp, stats, objective = problem, problem.stats(), float(result["f"])
+    else:
+        raise InputTypeError(f"problem_stats takes an Opti or a solver Function, got {type(problem).__name__}.")
     wall = {k[len("t_wall_"):]: v for k, v in stats.items() if k.startswith("t_wall_")}
     callbacks = {name: wall.get(name, 0.0) for name in
                  ("nlp_f", "nlp_g", "nlp_fg", "nlp_grad_f", "nlp_jac_g", "nlp_jac_fg", "nlp_hess_l")}

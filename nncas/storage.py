@@ -20,6 +20,24 @@ import torch
 from .errors import InputError
 
 
+def check_output_path(path: str | Path, what: str, inputs=()) -> Path:
+    """Refuse, before any long work, an output path that cannot be written: a folder, a folder
+    that cannot be created or written, or one of the ``inputs`` (which would be overwritten)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder; give a file name.")
+    for source in inputs:
+        if source is not None and Path(source).exists() and path.exists() and path.resolve() == Path(source).resolve():
+            raise InputError(f"{what} {path} is also an input; writing it would destroy that input.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{what} {path}: cannot create its folder ({err.strerror}).") from err
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{what} {path} cannot be written; choose another path.")
+    return path
+
+
 @contextmanager
 def replaced_atomically(path: str | Path, keep: bool = False):
     """Yield a temporary path beside ``path`` (a copy of it when ``keep``) that replaces ``path``

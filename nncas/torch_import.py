@@ -191,6 +191,8 @@ def from_torch(module: nn.Module, n_in: int | None = None, name: str | None = No
 
 def _input_shape(input_shape, n_in) -> Shape | None:
     if input_shape is None:
+        if n_in is not None and (isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in < 1):
+            raise InputError(f"n_in={n_in!r}; give the number of inputs, a positive whole number.")
         return None if n_in is None else (int(n_in),)
     try:
         shape = tuple(int(s) for s in input_shape)

@@ -86,12 +86,15 @@ def parse_tables(text: str, path: str) -> tuple[dict[str, list[Row]], dict[str, 
                     continue
                 values = []
                 for k, tok in enumerate(tokens):
+                    names = COLUMNS.get(current, ())
+                    field = f"{current}.{names[k]}" if k < len(names) else f"{current} column {k + 1}"
                     try:
-                        values.append(float(tok))
+                        value = float(tok)
                     except ValueError:
-                        names = COLUMNS.get(current, ())
-                        field = f"{current}.{names[k]}" if k < len(names) else f"{current} column {k + 1}"
                         raise CaseDataError(path, lineno, field, f"not a number: {tok!r}") from None
+                    if math.isnan(value) or (math.isinf(value) and not _infinity_allowed(current, k)):
+                        raise CaseDataError(path, lineno, field, f"{tok} is not a finite number")
+                    values.append(value)
                 tables[current].append(Row(lineno, tuple(values)))
         if ended:
             current, closing = None, ""
@@ -195,7 +198,19 @@ def read_matpower_text(text: str, path: str = "<text>", name: str | None = None)
                          branches=tuple(branches), source=path))
 
 
+def _infinity_allowed(table: str, column: int) -> bool:
+    """Limits may be infinite (no limit); data such as loads, costs or impedances may not."""
+    names = COLUMNS.get(table, ())
+    name = names[column] if column < len(names) else ""
+    return name in {"QMAX", "QMIN", "PMAX", "RATE_A", "RATE_B", "RATE_C", "ANGMIN", "ANGMAX", "VMAX"}
+
+
 def read_matpower(path: str | Path) -> Network:
     """Read a MATPOWER ``.m`` file into a checked :class:`Network`."""
     path = Path(path)
-    return read_matpower_text(path.read_text(), str(path), path.stem)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise CaseDataError(str(path), None, "encoding", f"not UTF-8 text (byte {err.start}); save the file "
+                            "as UTF-8 or ASCII") from None
+    return read_matpower_text(text, str(path), path.stem)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from nncas.cli import BAD_INPUT, ArgumentParser, fail
+from nncas.storage import check_output_path
 from power.acopf import AcOpf
 from power.cases import case3
 from power.matpower import read_matpower
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the solution here (atomically)")
     args = parser.parse_args(argv)
     try:
+        if args.json:
+            check_output_path(args.json, "--json")
         net = read_matpower(args.case) if args.case else case3()
     except BAD_INPUT as err:
         return fail(parser, err, args.debug)

@@ -337,6 +337,9 @@ def read_rop_text(text: str, path: str, net: Network) -> dict[int, PiecewiseLine
             raise CaseDataError(path, r.line, "DSPTBL", f"no dispatch table {r.int('DSPTBL')}")
         if table.int("CTBL") not in costs:
             raise CaseDataError(path, table.line, "CTBL", f"no cost table {table.int('CTBL')}")
+        if gen_index[key] in linked:
+            raise CaseDataError(path, r.line, "GENID", f"generator {key[1]!r} at bus {key[0]} has a second "
+                                "dispatch record; give one per generator")
         linked[gen_index[key]] = costs[table.int("CTBL")]
     return linked
 
@@ -355,6 +358,9 @@ def read_inl_text(text: str, path: str, net: Network) -> np.ndarray:
         key = (r.int("I"), r.text("ID"))
         if key not in gen_index:
             raise CaseDataError(path, lineno, "ID", f"no generator {key[1]!r} at bus {key[0]}")
+        if not np.isnan(alpha[gen_index[key]]):
+            raise CaseDataError(path, lineno, "ID", f"generator {key[1]!r} at bus {key[0]} is listed twice; "
+                                "give one participation factor per generator")
         alpha[gen_index[key]] = r.float("R")
         if alpha[gen_index[key]] < 0:
             raise CaseDataError(path, lineno, "R", "participation factor must be >= 0")
@@ -400,6 +406,8 @@ def read_con_text(text: str, path: str, net: Network) -> tuple[Contingency, ...]
             elif up[0] == "END" and label is not None:
                 if event is None:
                     raise CaseDataError(path, lineno, "END", f"contingency {label} has no event")
+                if any(c.label == label for c in out):
+                    raise CaseDataError(path, lineno, "CONTINGENCY", f"contingency label {label!r} is used twice")
                 out.append(event)
                 label = None
             elif up[0] == "END":
@@ -422,6 +430,9 @@ def read_con_text(text: str, path: str, net: Network) -> tuple[Contingency, ...]
             raise CaseDataError(path, lineno, up[0], f"malformed record: {raw.strip()!r}") from None
     if label is not None:
         raise CaseDataError(path, None, "END", f"contingency {label} not closed")
+    if not out:
+        raise CaseDataError(path, None, "CONTINGENCY", "no contingencies; a GO Challenge 1 .con file lists at "
+                            "least one (CONTINGENCY label ... END)")
     return tuple(out)
 
 
@@ -452,5 +463,14 @@ def go_c1_case_from_text(raw: str, rop: str, inl: str, con: str, names=("raw", "
 def read_go_c1(raw: str | Path, rop: str | Path, inl: str | Path, con: str | Path) -> GoC1Case:
     """Read the four Challenge 1 files."""
     paths = [Path(p) for p in (raw, rop, inl, con)]
-    return go_c1_case_from_text(*(p.read_text() for p in paths), names=tuple(str(p) for p in paths),
+    return go_c1_case_from_text(*(read_case_text(p) for p in paths), names=tuple(str(p) for p in paths),
                                 case_name=paths[0].stem)
+
+
+def read_case_text(path: Path) -> str:
+    """The text of a case file; a file that is not UTF-8 text is refused naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise CaseDataError(str(path), None, "encoding", f"not UTF-8 text (byte {err.start}); save the file "
+                            "as UTF-8 or ASCII") from None

@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from nncas.cli import BAD_INPUT, ArgumentParser, fail
+from nncas.storage import check_output_path
 from power.acopf import AcNetworkBlock, add_ac_network, add_base_case, sparse_dm
 from power.cases import scopf3_case
 from power.network import per_unit
@@ -180,10 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(given) and not all(given):
         parser.error("give all of --raw --rop --inl --con, or none for the embedded example")
     try:
+        if args.json:
+            check_output_path(args.json, "--json")
         case = read_go_c1(*given) if all(given) else scopf3_case()
+        scopf = Scopf(case)
     except BAD_INPUT as err:
         return fail(parser, err, args.debug)
-    return report(Scopf(case).solve(), args.json)
+    return report(scopf.solve(), args.json)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ from torch import nn
 
 from nncas import AffineScaling
 from nncas.cli import BAD_INPUT, ArgumentParser, fail
-from nncas.storage import read_weights, save_weights, torch_save_atomic
+from nncas.devices import resolve_device
+from nncas.storage import check_output_path, read_weights, save_weights, torch_save_atomic
 from power.sample import read_samples
 
 FORMAT = "nncas-frequency-surrogate/1"
@@ -77,7 +78,8 @@ def n_parameters(net: nn.Module) -> int:
 
 def load_data(path: str | Path) -> dict:
     """``inputs`` (N x n_in), ``outputs`` (N x n_out, Hz), ``source`` and ``digest`` (SHA-256 of
-    the arrays) from a sample file or the authors' folder."""
+    the arrays) from a sample file or the authors' folder; malformed data is refused naming the
+    file and the field."""
     path = Path(path)
     if path.is_dir():
         files = [path / name for name in AUTHORS_FILES]
@@ -85,16 +87,39 @@ def load_data(path: str | Path) -> dict:
         if missing:
             raise ValueError(f"{path} is a folder but lacks {', '.join(missing)}; give the folder with "
                              "the authors' .pt files or an HDF5 file from `python -m power.sample`.")
-        x, y = (torch.load(f, weights_only=True).to(torch.float64).numpy() for f in files)
+        arrays = []
+        for f in files:
+            try:
+                tensor = torch.load(f, weights_only=True)
+            except Exception as err:  # torch raises many kinds for a file that is no tensor file
+                raise ValueError(f"{f}: not a readable torch tensor file ({type(err).__name__}).") from err
+            if not isinstance(tensor, torch.Tensor):
+                raise ValueError(f"{f}: holds a {type(tensor).__name__}, not a tensor of samples.")
+            arrays.append(tensor.to(torch.float64).numpy())
+        x, y = arrays
         source = "authors"
-        names = _authors_input_names(x.shape[1])
+        names = _authors_input_names(x.shape[1]) if x.ndim == 2 else None
     else:
         samples = read_samples(path)
         x, y, source = samples["inputs"], samples["outputs"], "power.sample"
+        if "input_names" not in samples["attrs"]:
+            raise ValueError(f"{path}: the attribute input_names is missing; make the file with "
+                             "`python -m power.sample`.")
         names = json.loads(samples["attrs"]["input_names"])
+    for field, a in (("inputs", x), ("outputs", y)):
+        if not np.issubdtype(np.asarray(a).dtype, np.number):
+            raise ValueError(f"{path}: {field} hold {np.asarray(a).dtype}, not numbers.")
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or len(x) < 5:
         raise ValueError(f"{path}: need matching 2-D inputs and outputs with at least 5 rows, "
                          f"got {x.shape} and {y.shape}.")
+    if names is not None and len(names) != x.shape[1]:
+        raise ValueError(f"{path}: input_names lists {len(names)} names for {x.shape[1]} input columns.")
+    for field, a in (("inputs", x), ("outputs", y)):
+        bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
+        if bad.size:
+            raise ValueError(f"{path}: the {field} of {bad.size} sample(s), the first sample {bad[0]}, hold NaN or "
+                             "Inf; remove those samples.")
     digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + np.ascontiguousarray(y).tobytes())
     return {"inputs": x, "outputs": y, "source": source, "path": path.name, "digest": digest.hexdigest(),
             "input_names": names}
@@ -126,7 +151,7 @@ def ignored_columns(data: dict, kinds) -> np.ndarray:
 
 def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(fraction * n))
+    n_val = min(n - 1, max(1, int(round(fraction * n))))  # at least one sample on each side
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
@@ -144,6 +169,20 @@ def _rmse(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float(torch.sqrt(torch.mean((net(x) - y) ** 2)))
 
 
+def check_settings(epochs, lr, validation, checkpoint_every=1, threads=None) -> None:
+    """Refuse settings that would train nothing or report NaN, before any work."""
+    for name, value in (("epochs", epochs), ("checkpoint_every", checkpoint_every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive whole number, got {threads!r}.")
+    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite positive learning rate, got {lr!r}.")
+    if not (isinstance(validation, (int, float)) and 0 < validation < 1):
+        raise ValueError(f"validation must be a fraction in (0, 1) (the samples kept aside to check the fit), "
+                         f"got {validation!r}.")
+
+
 def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3, seed: int = 0,
                     validation: float = 0.2, checkpoint: str | Path | None = None,
                     checkpoint_every: int = 200, log=print, device: str = "cpu",
@@ -153,6 +192,7 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
     ``checkpoint`` equals an uninterrupted one (on the same device). Inputs of the kinds in
     ``ignore`` (e.g. ``("qg",)``) are zeroed by the input scaling, so the network cannot use them:
     an optimizer then cannot buy frequency on the surrogate by moving them."""
+    check_settings(epochs, lr, validation, checkpoint_every)
     x_all, y_all = data["inputs"], data["outputs"]
     ignored = ignored_columns(data, ignore)
     train, val = _split(len(x_all), validation, seed)
@@ -241,15 +281,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="input kinds the network must not use, e.g. qg (scaled to 0; same "
                              "shape and parameter count)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
     checkpoint = out.with_name(out.name + ".ckpt.pt")
     try:
+        check_settings(args.epochs, args.lr, args.validation, args.checkpoint_every, args.threads)
+        resolve_device(args.device)
+        check_output_path(out, "--out", inputs=(args.data,))
+        if args.threads:
+            torch.set_num_threads(args.threads)
         data = load_data(args.data)
         check_width(args.width)
-        if not 0 <= args.validation < 1:
-            raise ValueError("--validation must be in [0, 1).")
         print(f"training width {args.width} ({HIDDEN_LAYERS[args.width]} hidden layers) on "
               f"{len(data['inputs'])} samples from {data['path']} -> {out}")
         net, meta = train_surrogate(data, args.width, args.epochs, args.lr, args.seed, args.validation,

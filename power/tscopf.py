@@ -17,6 +17,7 @@ with the simulator (``power.dynamics``) at the solution's base-case power flow.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import torch
 
 import nncas
 from nncas.cli import BAD_INPUT, ArgumentParser, fail
+from nncas.storage import check_output_path
 from nncas.threads import set_casadi_blas_threads
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
@@ -180,6 +182,18 @@ def solve_tscopf(problem: TscopfProblem, net: torch.nn.Module, options: dict | N
                         scopf.pu.bus_number, problem.min_frequency_hz)
 
 
+def check_arguments(args) -> None:
+    """Refuse settings that make no sense, before any sampling, training or solving."""
+    if not (math.isfinite(args.min_frequency) and args.min_frequency > 0):
+        raise ValueError(f"--min-frequency must be a positive number of Hz, got {args.min_frequency}.")
+    if not (math.isfinite(args.tol) and args.tol > 0):
+        raise ValueError(f"--tol must be a positive tolerance (e.g. 1e-8), got {args.tol}.")
+    if args.formulation != "graybox" and (args.backend, args.device) != ("torch", "cpu"):
+        raise ValueError("--backend and --device apply to --formulation graybox only.")
+    if args.json:
+        check_output_path(args.json, "--json")
+
+
 def main(argv: list[str] | None = None) -> int:
     from power.default_surrogate import ensure_surrogate
     from power.surrogate import load_surrogate
@@ -202,9 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_frequency is None:
         args.min_frequency = EXAMPLE_MIN_FREQUENCY_HZ if args.case == "example" else MIN_FREQUENCY_HZ
     try:
+        check_arguments(args)
         case = load_case(args.case)
-        net, meta = load_surrogate(args.model) if args.model else ensure_surrogate(args.case)[:2]
         dynamics = dynamic_data_for(case.network, args.dynamics)
+        if not args.min_frequency < dynamics.f0_hz:
+            raise ValueError(f"--min-frequency {args.min_frequency} Hz is not below the system's nominal "
+                             f"{dynamics.f0_hz} Hz.")
+        net, meta = load_surrogate(args.model) if args.model else ensure_surrogate(args.case)[:2]
         x0 = Scopf(case).solve().solution.x_vector if args.warm_start else None
         problem = build_tscopf(case, net, args.formulation, args.backend, args.device, args.min_frequency, x0)
         cpu_graybox = args.formulation == "graybox" and args.device == "cpu"

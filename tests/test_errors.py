@@ -134,3 +134,32 @@ def test_non_finite_start_values_are_refused():
 def test_the_exception_hierarchy():
     assert issubclass(nncas.InputError, (nncas.NncasError, ValueError))
     assert issubclass(nncas.UnsupportedLayerError, TypeError) and issubclass(nncas.DeviceError, RuntimeError)
+
+
+@pytest.mark.parametrize("net, kwargs, error, match", [
+    (nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.5), nn.Linear(3, 2)), {}, nncas.InputError, r"call net.eval\(\)"),
+    (nn.LSTM(4, 3), dict(formulation="graybox"), nncas.InputTypeError, "returns a tuple"),
+    (nn.Sequential(nn.Linear(4, 2)), dict(formulation="graybox", bogus=1), nncas.InputTypeError,
+     r"unexpected options \['bogus'\]"),
+    (nn.Sequential(nn.Linear(4, 2)), dict(formulation="full", device="cuda"), nncas.InputError,
+     "apply to formulation='graybox' only"),
+    (nn.Sequential(nn.Linear(4, 0)), {}, nncas.InputError, "no outputs"),
+    (nn.Sequential(nn.Linear(4, 2)), dict(x0="ab"), nncas.InputError, "x0 must be numbers"),
+])
+def test_networks_and_options_refused_with_the_fix(net, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        nncas.embed(net, ca.MX.sym("x", 4), **kwargs)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: nncas.solver(ca.Opti(), "banana"), "not an NLP solver"),
+    (lambda: nncas.solver(ca.Opti()), "no variables, objective or constraints"),
+    (lambda: nncas.solver(None), "needs a casadi.Opti"),
+    (lambda: nncas.nlpsol("S", "ipopt", {"f": ca.MX.sym("y")}), "at least 'x'"),
+    (lambda: nncas.nlpsol("S", "ipopt", {"x": ca.SX.sym("x"), "f": ca.MX.sym("y")}), "one symbolic type"),
+    (lambda: nncas.problem_stats(ca.Opti()), "not been solved yet"),
+    (lambda: nncas.problem_stats("S", {}), "takes an Opti or a solver Function"),
+])
+def test_solver_helpers_name_the_bad_argument(call, match):
+    with pytest.raises(nncas.InputError, match=match):
+        call()

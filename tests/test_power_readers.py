@@ -189,3 +189,36 @@ def test_hawaii37_parses():
     outage = net.generators[case.contingencies[0].generator]
     assert (case.contingencies[0].label, outage.bus, outage.id) == ("G1", 23, "5")
     assert case.alpha[case.contingencies[0].generator] == 38.75
+
+
+@pytest.mark.parametrize("ext, text, field, message", [
+    ("con", SCOPF3_CON.replace("END\nEND", "END\nCONTINGENCY GEN_C\nREMOVE UNIT B FROM BUS 2\nEND\nEND"),
+     "CONTINGENCY", "contingency label 'GEN_C' is used twice"),
+    ("con", "", "CONTINGENCY", "no contingencies"),
+    ("inl", SCOPF3_INL.replace("3, C , 4.0, 1.0, 0.0, 1.0, 0.0\n", "3, C , 4.0, 1.0, 0.0, 1.0, 0.0\n"
+                               "2, B , 4.0, 3.0, 0.0, 9.0, 0.0\n"), "ID", "listed twice"),
+    ("rop", SCOPF3_ROP.replace("3, C , 1.0, 3\n", "3, C , 1.0, 3\n2, B , 1.0, 1\n"), "GENID",
+     "has a second dispatch record"),
+])
+def test_duplicate_and_empty_go_c1_records_are_refused(tmp_path, ext, text, field, message):
+    with pytest.raises(CaseDataError) as info:
+        read_go_c1(*_go_files(tmp_path, **{ext: text}))
+    assert info.value.path == str(tmp_path / f"case.{ext}")
+    assert info.value.field == field and message in info.value.message
+
+
+@pytest.mark.parametrize("old, new, field", [
+    ("\t3\t1\t150\t0", "\t3\t1\tNaN\t0", "bus.PD"),
+    ("\t1\t100\t0\t100\t-100\t1.0\t100\t1\t250", "\t1\t100\t0\t100\t-100\t1.0\t100\t1\tnan", "gen.PMAX"),
+])
+def test_matpower_non_finite_data_is_refused(tmp_path, old, new, field):
+    assert old in CASE3_M
+    err = _matpower_error(tmp_path, CASE3_M.replace(old, new))
+    assert err.field == field and "not a finite number" in err.message
+
+
+def test_files_that_are_not_utf8_name_the_file(tmp_path):
+    path = tmp_path / "case.m"
+    path.write_bytes(CASE3_M.encode() + b"\xff\xfe")
+    with pytest.raises(CaseDataError, match=r"case\.m: encoding: not UTF-8"):
+        read_matpower(path)

@@ -160,3 +160,26 @@ def test_the_example_runs_without_a_model(tmp_path, monkeypatch, capsys):
     assert "simulating" not in second and "status: Solve_Succeeded" in second
     objective = [line for line in first.splitlines() if line.startswith("objective:")]
     assert objective == [line for line in second.splitlines() if line.startswith("objective:")]
+
+
+def test_surrogate_cli_refuses_bad_data_and_settings_before_training(tmp_path, capsys):
+    """The output may not be the data; NaN samples, --validation 0 and --epochs 0 are refused."""
+    from power.sample import run as sample
+    from power.surrogate import main as surrogate_main
+    data = tmp_path / "samples.h5"
+    sample(SampleConfig("example", t_end_s=10.0, nominal="case"), data, 6, log=lambda *_: None)
+    before = data.read_bytes()
+    cases = [(["--out", str(data)], "is also an input"),
+             (["--out", str(tmp_path / "m.h5"), "--validation", "0"], "validation must be a fraction"),
+             (["--out", str(tmp_path / "m.h5"), "--epochs", "0"], "epochs must be a positive"),
+             (["--out", str(tmp_path / "m.h5"), "--device", "tpu"], "device")]
+    for argv, message in cases:
+        assert surrogate_main(["--data", str(data), "--width", "100", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert data.read_bytes() == before and not (tmp_path / "m.h5").exists()
+    import h5py
+    with h5py.File(data, "a") as f:
+        f["inputs"][0, 0] = np.nan
+    assert surrogate_main(["--data", str(data), "--width", "100", "--out", str(tmp_path / "m.h5")]) == 2
+    assert "hold NaN or Inf" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import casadi as ca
 import numpy as np
@@ -23,9 +24,9 @@ import torch
 
 import nncas
 from nncas.cli import BAD_INPUT, ArgumentParser, fail
-from nncas.storage import write_text_atomic
+from nncas.storage import check_output_path, write_text_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
-from vision.models import N_CLASSES, WIDTHS, check_width
+from vision.models import N_CLASSES, WIDTHS, check_width, parse_width
 from vision.train import ensure_classifier
 
 THRESHOLD = 0.6
@@ -66,8 +67,10 @@ def check_request(image, target, labels):
 def probabilities(net, x):
     """NN(x) by plain torch in float64."""
     net64 = copy.deepcopy(net).double().eval()
+    x = np.asarray(x, dtype=np.float64)
     with torch.no_grad():
-        return net64(torch.as_tensor(np.asarray(x, dtype=np.float64))).numpy()
+        out = net64(torch.as_tensor(x.reshape(-1, x.shape[-1]))).numpy()
+    return out[0] if x.ndim == 1 else out
 
 
 def build_adversarial(net, x_ref, target, **predictor_options):
@@ -121,6 +124,9 @@ def run(width=128, formulation="graybox", backend="torch", device="cpu", image=0
     data = data if data is not None else load_mnist()
     label, target = check_request(image, target, data.test_labels)
     net, meta = ensure_classifier(width, weights, data, log=log)
+    if str(meta["width"]) != str(width):
+        raise ValueError(f"the classifier in {weights} has width {meta['width']}, not {width}; pass "
+                         f"--width {meta['width']} with it.")
     if meta["data_digest"] != data.digest:
         log(f"note: the width-{width} classifier was trained on other data than {data.source}.")
     x_ref = as_inputs(data.test_images[image:image + 1])[0].astype(np.float64)
@@ -154,6 +160,19 @@ def report(result, meta, formulation, backend, device):
     }
 
 
+def check_plot_path(path) -> None:
+    """Refuse, before the solve, a --plot path matplotlib cannot write."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if suffix not in formats:
+        raise ValueError(f"--plot {path}: matplotlib writes {', '.join(sorted(formats))}; name the file with "
+                         "one of these endings (e.g. .png).")
+    check_output_path(path, "--plot")
+
+
 def plot(result, path):
     """PNG: reference image, adversarial image, and their difference x - x_ref."""
     import matplotlib
@@ -181,7 +200,7 @@ def plot(result, path):
 
 def main(argv=None):
     parser = ArgumentParser(prog="python -m vision.adversarial", description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=128, help=f"classifier width, one of {list(WIDTHS)}")
+    parser.add_argument("--width", type=parse_width, default=128, help=f"classifier width, one of {list(WIDTHS)}")
     parser.add_argument("--formulation", default="graybox", choices=FORMULATIONS)
     parser.add_argument("--backend", default="torch", choices=BACKENDS, help="gray-box oracle")
     parser.add_argument("--device", default="cpu", help="gray-box torch device: cpu or cuda")
@@ -197,6 +216,10 @@ def main(argv=None):
         parser.error("--plot needs matplotlib: pip install matplotlib")
     try:
         check_width(args.width)
+        if args.json:
+            check_output_path(args.json, "--json")
+        if args.plot:
+            check_plot_path(args.plot)
         verbose = {"ipopt.print_level": 5, "ipopt.sb": "no", "print_time": True} if args.verbose else None
         result, meta = run(args.width, args.formulation, args.backend, args.device, args.image, args.target,
                            load_mnist(args.data), args.weights, verbose)

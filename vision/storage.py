@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nncas.cache import cache_root
 from nncas.storage import read_weights, save_weights
-from vision.models import ACTIVATIONS, WIDTHS, build_classifier, check_width
+from vision.models import ACTIVATIONS, CNN, WIDTHS, build_classifier, check_width
 
 FORMAT = "nncas-mnist-classifier/1"
 
@@ -33,7 +33,8 @@ def load_classifier(path):
     state, meta = read_weights(path, FORMAT, "classifier")
     if meta.get("activation") not in ACTIVATIONS:
         raise ValueError(f"{path}: activation {meta.get('activation')!r}; expected one of {sorted(ACTIVATIONS)}.")
-    net = build_classifier(int(meta["width"]), meta["activation"])
+    width = meta["width"] if meta["width"] == CNN else int(meta["width"])
+    net = build_classifier(width, meta["activation"])
     net.load_state_dict(state)
     net.eval()
     return net, meta

@@ -6,7 +6,6 @@ to a checkpoint (``<out>.ckpt.pt``, written atomically); running the same comman
 from it. The finished network goes to HDF5 (``vision.storage``) and the checkpoint is removed.
 """
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -15,20 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from nncas.cli import BAD_INPUT, ArgumentParser, fail
-from nncas.storage import torch_save_atomic
+from nncas.storage import check_output_path, torch_save_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
-from vision.models import WIDTHS, build_classifier, check_width, logits
+from vision.models import WIDTHS, build_classifier, check_width, logits, parse_width
 from vision.storage import default_path, load_classifier, save_classifier
 
 DEFAULTS = {"epochs": 4, "seed": 0, "batch_size": 128, "lr": 1e-3}
-
-
-def check_writable(path: Path) -> None:
-    """Refuse an output path that cannot be written, before a long training run."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    if path.is_dir() or not os.access(folder, os.W_OK):
-        raise OSError(f"cannot write the classifier to {path}; choose another --out.")
 
 
 def accuracy(net, images, labels, batch=2000):
@@ -111,7 +102,7 @@ def ensure_classifier(width, path=None, data=None, log=print, force=False, **opt
     if path.is_file() and not force:
         return load_classifier(path)
     check_settings(**{**DEFAULTS, **options})
-    check_writable(path)
+    check_output_path(path, "the classifier file")
     data = data or load_mnist()
     checkpoint = path.with_name(path.name + ".ckpt.pt")
     log(f"training the width-{width} {WIDTHS[check_width(width)]} classifier -> {path}")
@@ -123,7 +114,7 @@ def ensure_classifier(width, path=None, data=None, log=print, force=False, **opt
 
 def main(argv=None):
     parser = ArgumentParser(prog="python -m vision.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=128, help=f"hidden width, one of {list(WIDTHS)}")
+    parser.add_argument("--width", type=parse_width, default=128, help=f"hidden width, one of {list(WIDTHS)}")
     parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
@@ -141,7 +132,7 @@ def main(argv=None):
             return 0
         settings = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr}
         check_settings(**settings)
-        check_writable(path)
+        check_output_path(path, "--out")
         net, meta = ensure_classifier(args.width, path, load_mnist(args.data), force=True, **settings)
     except (*BAD_INPUT, MNISTError) as err:
         return fail(parser, err, args.debug)
