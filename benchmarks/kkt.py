@@ -24,7 +24,6 @@ from pathlib import Path
 
 import casadi as ca
 import numpy as np
-import torch
 
 import nncas
 from benchmarks.report import cpu_name
