@@ -85,12 +85,19 @@ def graybox_nlp(net, n_in, device, **options):
     """A small NLP around the gray box; returns (oracle, hess_lag, x, lam_g) at a test point."""
     opti = ca.Opti()
     x = opti.variable(n_in)
-    y, form = nncas.add_predictor(opti, net, x, formulation="graybox", device=device, **options)
+    y, form = nncas.add_predictor(opti, net, x, formulation="graybox", device=device,
+                                  graybox_output="variables", **options)
     opti.minimize(ca.sumsqr(x) + ca.sum1(y))
     hess_lag = derivative_functions(opti.x, opti.p, opti.f, opti.g)["nlp_hess_l"]
     rng = np.random.default_rng(0)
-    point = np.concatenate([rng.uniform(0, 1, n_in), np.zeros(form.n_out)])
+    point = np.concatenate([rng.uniform(0, 1, n_in), np.zeros(opti.nx - n_in)])  # x, then y if variables
     return form.oracle, hess_lag, point, rng.normal(size=opti.ng)
+
+
+def _nlp_hessian(hess_lag, point, lam, sign):
+    """One NLP Hessian with multipliers scaled by ``sign`` (alternated, so the oracle's cache
+    of the last Hessian never answers)."""
+    return hess_lag(point, [], sign, sign * lam)
 
 
 def measure(problem, net, n_in, n_out, device, skip_l4casadi):
@@ -112,11 +119,11 @@ def measure(problem, net, n_in, n_out, device, skip_l4casadi):
         o.jacobian_tensor(u)  # as IPOPT calls them: the Jacobian first, at the same point
         row[f"torch_{method}_s"] = time_call(hessian)
         if method == "structured":
-            row["nlp_torch_s"] = time_call(lambda: hess_lag(point, [], 1.0, next(signs) * lam))
+            row["nlp_torch_s"] = time_call(lambda: _nlp_hessian(hess_lag, point, lam, next(signs)))
     if not skip_l4casadi:
         o, hess_lag, point, lam = graybox_nlp(net, n_in, device, backend="l4casadi")
         signs = itertools.cycle((1.0, -1.0))
-        row["nlp_l4casadi_s"] = time_call(lambda: hess_lag(point, [], 1.0, next(signs) * lam))
+        row["nlp_l4casadi_s"] = time_call(lambda: _nlp_hessian(hess_lag, point, lam, next(signs)))
         u, multipliers = ca.MX.sym("u", n_in), ca.MX.sym("lam", n_out)
         external = o.external
         adjoint = external.reverse(1)(u.T, ca.MX(1, n_out), multipliers.T)[0]  # lam^T dy/du

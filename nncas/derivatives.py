@@ -93,7 +93,8 @@ def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Functio
     weights = [ca.gradient(lagrangian, Y) for Y, _, _ in symbols]
     frozen = [s for triple in symbols for s in triple]
     at_point = [e for c in calls for e in (c.output, c.function.jacobian()(c.input, c.output), c.input)]
-    first = ca.Function("nncas_first", [x, p, *frozen], [ca.jacobian(g_lin, x), ca.gradient(f_lin, x)])
+    # the gradient dense: plugins copy it as a dense vector (a structural zero would be left unwritten)
+    first = ca.Function("nncas_first", [x, p, *frozen], [ca.jacobian(g_lin, x), ca.densify(ca.gradient(f_lin, x))])
     jac, grad = first.call([x, p, *at_point])
     second = ca.Function("nncas_second", [x, p, lam_f, lam_g, *frozen],
                          [ca.jacobian(ca.gradient(lagrangian, x), x), *weights])

@@ -26,7 +26,7 @@ GRAYBOX_OUTPUTS = ("variables", "expression")
 
 def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: str = "cpu",
           config: dict | None = None, input_bounds=None, relaxation: float = 0.0, x0=None,
-          translations: dict | None = None, graybox_output: str = "variables",
+          translations: dict | None = None, graybox_output: str = "expression",
           input_shape: tuple | None = None, **oracle_options) -> Embedding:
     r"""Embed ``y = net(x)``; return an :class:`Embedding` for an nlp dict.
 
@@ -63,10 +63,10 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
         The shape of one input without the batch axis, e.g. ``(1, 28, 28)`` for an image:
         x's column holds it in torch's C order (channel, row, column). Needed by convolutions
         and pooling; a gray box reshapes each column to it before calling the network.
-    graybox_output : "variables" | "expression"
-        Gray box: ``y`` as new variables with the rows ``NN(x) - y = 0`` (the paper's layout), or
-        ``y = NN(x)`` as an expression (no variables, no rows; IPOPT then sees the network only
-        where ``y`` is used).
+    graybox_output : "expression" | "variables"
+        Gray box: ``y = NN(x)`` as an expression (default: no variables, no rows; IPOPT sees the
+        network only where ``y`` is used; fewer iterations and less linear algebra, see
+        docs/kkt.md), or ``y`` as new variables with the rows ``NN(x) - y = 0`` (the paper's layout).
     oracle_options
         Passed to the torch gray-box oracle (e.g. ``dtype``, ``method``).
 
@@ -90,7 +90,7 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
 
 
 def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, config, input_bounds,
-          relaxation, translations=None, graybox_output="variables", input_shape=None,
+          relaxation, translations=None, graybox_output="expression", input_shape=None,
           **oracle_options) -> Embedding:
     """The embedding of ``net`` at ``x`` with variables from ``new_symbol(rows, cols)`` (any
     sink); ``x0`` (n_in, K) seeds the start values."""

@@ -17,7 +17,7 @@ from .formulation import Embedding
 def add_predictor(opti: ca.Opti, net, x, *, formulation: str = "full", backend: str = "torch",
                   device: str = "cpu", config: dict | None = None, input_bounds=None,
                   relaxation: float = 0.0, translations: dict | None = None,
-                  graybox_output: str = "variables", input_shape: tuple | None = None, **oracle_options):
+                  graybox_output: str = "expression", input_shape: tuple | None = None, **oracle_options):
     r"""Embed ``y = net(x)`` in ``opti``; return ``(y, embedding)``.
 
     ``x`` is an MX column (n_in, 1) or matrix (n_in, K) of Opti variables, parameters or

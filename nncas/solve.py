@@ -80,7 +80,9 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     """``opti.solver(plugin, options[, plugin_options])`` with fast exact derivatives; returns
     the construction seconds.
 
-    Call it once the problem is complete, and again after changing it: ``opti.solve()`` refuses
+    Bounds on variables reach the solver as bounds (CasADi's ``detect_simple_bounds``, on unless
+    ``options`` set it False). Call it once the problem is complete, and again after changing
+    it: ``opti.solve()`` refuses
     a problem whose objective or constraints changed since (:class:`nncas.StaleProblemError`
     in the solver's output; CasADi's "nlp_jac_g must have ... rows" when the row count changed).
     ``options`` are CasADi nlpsol options (``"ipopt.tol"``, ``"detect_simple_bounds"``...).
@@ -110,7 +112,8 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
         checks.append(check)
     # CasADi holds no reference to a Python callback: the Opti keeps its guards
     opti._nncas_guards = checks
-    opts = _with_functions({"record_time": True, **(options or {})}, functions)
+    # the Opti's bounds on variables (opti.bounded(lo, x, hi)) reach IPOPT as bounds, not rows
+    opts = _with_functions({"record_time": True, "detect_simple_bounds": True, **(options or {})}, functions)
     if plugin_options is not None:
         opti.solver(plugin, opts, plugin_options)
     else:
@@ -161,6 +164,9 @@ def _guarded(function: ca.Function, guard: _ProblemGuard, x) -> tuple[ca.Functio
     args = [ca.MX.sym(function.name_in(i), function.sparsity_in(i)) for i in range(function.n_in())]
     outs = function.call(args)
     outs[0] = outs[0] + check(args[0])
+    # keep every output's sparsity (a dense gradient stays dense even where it is zero)
+    outs = [o if o.sparsity() == function.sparsity_out(i) else ca.project(o, function.sparsity_out(i))
+            for i, o in enumerate(outs)]
     return ca.Function(function.name(), args, outs, function.name_in(), function.name_out()), check
 
 

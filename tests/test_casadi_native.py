@@ -13,7 +13,7 @@ FORMULATIONS = ["full", "reduced", "graybox"]
 #: how each formulation name of the route test is embedded
 EMBEDDINGS = {"full": {"formulation": "full"}, "reduced": {"formulation": "reduced"},
               "graybox": {"formulation": "graybox"},
-              "graybox-expression": {"formulation": "graybox", "graybox_output": "expression"}}
+              "graybox-variables": {"formulation": "graybox", "graybox_output": "variables"}}
 ROUTES = ["opti", "nncas.solver", "nlpsol", "nncas.nlpsol"]
 QUIET = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes"}
 TIGHT = {**QUIET, "ipopt.tol": 1e-12}
@@ -229,7 +229,7 @@ def test_problem_stats_for_plain_solves(net, case):
     opti.minimize(ca.sumsqr(x - x_ref))
     opti.solver("ipopt", {**QUIET, "record_time": True})
     stats = nncas.problem_stats(opti, opti.solve())
-    assert stats.success and stats.n_variables == N_IN + 3 and stats.n_constraints == 4
+    assert stats.success and stats.n_variables == N_IN and stats.n_constraints == 1
     assert stats.hess_nnz == N_IN * (N_IN + 1) // 2 and stats.hessian_s > 0
 
 
@@ -303,3 +303,30 @@ def test_input_bounds_box_x_alike_in_every_formulation(net):
         assert np.all(x_opt >= -1e-7) and np.all(x_opt <= 1 + 1e-7), formulation  # IPOPT relaxes bounds by 1e-8
         objectives.append(float(result["f"]))
     assert objectives == pytest.approx([objectives[0]] * 3, rel=1e-8)
+
+
+def _hsl_library():
+    """An HSL library for IPOPT: $NNCAS_HSLLIB, else libhsl / libcoinhsl on the loader's path."""
+    import ctypes.util
+    import os
+    named = os.environ.get("NNCAS_HSLLIB")
+    if named:
+        return named
+    for name in ("hsl", "coinhsl"):
+        found = ctypes.util.find_library(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.mark.skipif(_hsl_library() is None, reason="no HSL library (set NNCAS_HSLLIB to one)")
+def test_user_hsl_solvers_pass_through(net, case, reference):
+    """linear_solver and hsllib reach IPOPT through nncas.nlpsol unchanged: the same optimum."""
+    x_ref, threshold = case
+    x = ca.MX.sym("x", N_IN)
+    e = nncas.embed(net, x, formulation="graybox", x0=x_ref)
+    nlp = {"x": x, "f": ca.sumsqr(x - x_ref), "g": e.y[TARGET]}
+    S = nncas.nlpsol("S", "ipopt", nlp, {**TIGHT, "ipopt.linear_solver": "ma27", "ipopt.hsllib": _hsl_library()})
+    result = S(x0=x_ref, lbx=-1, ubx=1, lbg=threshold, ubg=np.inf)
+    assert S.stats()["success"]
+    assert float(result["f"]) == pytest.approx(reference[0], rel=1e-8)
