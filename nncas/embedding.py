@@ -15,7 +15,8 @@ from . import layers
 from .devices import resolve_device
 from .errors import InputError, InputTypeError
 from .formulation import Embedding, LayerHandle
-from .full_space import add_full_space
+from .full_space import add_full_space, add_full_space_graph
+from .graph import GraphNetwork
 from .network import Network
 from .torch_import import from_torch
 
@@ -138,7 +139,8 @@ def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxa
         columns = [network.casadi(x[:, k]) for k in range(x.size2())]
     else:
         box = None if input_bounds is None else _box(input_bounds, network.n_in)
-        columns = [add_full_space(form, network, x[:, k], x0[:, k], box, config, relaxation)
+        build_full = add_full_space_graph if isinstance(network, GraphNetwork) else add_full_space
+        columns = [build_full(form, network, x[:, k], x0[:, k], box, config, relaxation)
                    for k in range(x.size2())]
     form.outputs = ca.horzcat(*columns)
     return form

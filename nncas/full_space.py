@@ -15,6 +15,7 @@ torch's, stands for its name):
 """
 from __future__ import annotations
 
+import casadi as ca
 import numpy as np
 
 from .errors import InputError
@@ -82,3 +83,26 @@ def _widened(bound):
     lo, hi = bound
     pad = 1e-8 * (1 + np.abs(hi - lo))
     return lo - pad, hi + pad
+
+
+def add_full_space_graph(form: Embedding, graph, x, x0: np.ndarray, box, config: dict, relaxation: float):
+    """The full space of a :class:`nncas.graph.GraphNetwork`: each chain as :func:`add_full_space`
+    (on its input's interval bounds), sums and concatenations passed on as expressions."""
+    bounds = graph.interval(*box) if box is not None else None
+    exprs, values = {}, {}
+    for node in graph.nodes:
+        ins = node.inputs
+        if node.kind == "input":
+            exprs[node.name], values[node.name] = x, x0
+        elif node.kind == "chain":
+            sub_box = bounds[ins[0]] if bounds is not None else None
+            exprs[node.name] = add_full_space(form, node.chain, exprs[ins[0]], values[ins[0]], sub_box, config,
+                                              relaxation)
+            values[node.name] = node.chain.numpy(values[ins[0]])
+        elif node.kind == "sum":
+            exprs[node.name] = node.constant + sum(c * exprs[i] for c, i in zip(node.coefficients, ins))
+            values[node.name] = node.constant + sum(c * values[i] for c, i in zip(node.coefficients, ins))
+        else:
+            exprs[node.name] = ca.vertcat(*[exprs[i] for i in ins])
+            values[node.name] = np.concatenate([values[i] for i in ins])
+    return exprs[graph.nodes[-1].name]

@@ -18,6 +18,7 @@ from torch import nn
 
 from . import layers as L
 from .errors import InputError, InputTypeError, UnsupportedLayerError
+from .graph import from_fx
 from .linear_maps import SHAPED_RULES, Shape, batchnorm_channels
 from .network import Network
 
@@ -169,24 +170,42 @@ def _shape_after(module: nn.Module, layers: list, shape: Shape | None) -> Shape 
 
 
 def from_torch(module: nn.Module, n_in: int | None = None, name: str | None = None,
-               translations: dict | None = None, input_shape: tuple | None = None) -> Network:
+               translations: dict | None = None, input_shape: tuple | None = None):
     """Translate ``module`` (evaluation-mode semantics) into a :class:`Network`.
 
     ``n_in`` is needed only when the model starts with something other than a Linear layer
     that fixes its size (e.g. only activations). ``input_shape`` (e.g. ``(1, 28, 28)``, without
     the batch axis) is needed by convolutions and pooling: the network's input vector holds
-    that tensor in torch's C order. ``translations`` ({module type: rule}) add to or override
+    that tensor in torch's C order. A module with its own ``forward`` (residual blocks, sums,
+    concatenations) is traced with torch.fx into a :class:`nncas.graph.GraphNetwork`; chains give
+    a :class:`Network`. ``translations`` ({module type: rule}) add to or override
     the built-in and registered rules for this call.
     """
     if not isinstance(module, nn.Module):
         raise InputTypeError(f"expected a torch.nn.Module, got {type(module).__name__}.")
     _check_rules(translations or {}, "translations")
     shape = _input_shape(input_shape, n_in)
-    layers, _ = _translate(module, _table(translations), shape)
+    table = _table(translations)
+    if _is_graph(module, table):
+        if shape is None:
+            raise InputError(f"{type(module).__name__} is traced as a graph, which needs its input size: "
+                             "pass n_in (or input_shape).")
+        return from_fx(module, shape, lambda sub, sub_shape: _translate(sub, table, sub_shape),
+                       name or type(module).__name__)
+    layers, _ = _translate(module, table, shape)
     n_in = math.prod(shape) if shape is not None else _first_size(layers)
     if n_in is None:
         raise InputError(f"cannot infer the input size of {type(module).__name__}; pass n_in.")
     return Network(layers, n_in, name=name or type(module).__name__, source=module)
+
+
+def _is_graph(module: nn.Module, table: dict) -> bool:
+    """A model class of the user's own (not a torch module, not one with a rule): traced by
+    torch.fx, so residual blocks, sums and concatenations in its ``forward`` embed too."""
+    kind = type(module)
+    if kind in table or kind in SHAPED_RULES or isinstance(module, nn.Sequential):
+        return False
+    return not kind.__module__.startswith("torch.")
 
 
 def _input_shape(input_shape, n_in) -> Shape | None:
