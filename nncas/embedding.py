@@ -320,7 +320,8 @@ def _box(bounds, n):
     return lo, hi
 
 
-PIECEWISE_LINEAR = (torch.nn.ReLU, torch.nn.LeakyReLU, layers.ReLU, layers.LeakyReLU)
+PIECEWISE_LINEAR = (torch.nn.ReLU, torch.nn.LeakyReLU, torch.nn.MaxPool1d, torch.nn.MaxPool2d, layers.ReLU,
+                    layers.LeakyReLU, layers.MaxPool)
 
 
 def _warn_piecewise_linear(kinds: list[type], formulation: str) -> None:

@@ -9,7 +9,8 @@ torch's, stands for its name):
 
 - ``"full"`` (default): a variable and an equality constraint;
 - ``"reduced"``: no variable, the layer's expression is passed on to the next layer;
-- ``"complementarity"`` (default for ReLU and LeakyReLU): with :math:`r = \max(-z, 0)`,
+- ``"complementarity"`` (default for ReLU, LeakyReLU and MaxPool): for max pooling see
+  :func:`_max_complementarity`; for ReLU, with :math:`r = \max(-z, 0)`,
   :math:`r \ge 0` (a variable bound), :math:`r + z \ge 0,\ r (r + z) \le \varepsilon,\ a = z + (1 - s) r`
   (slope :math:`s`; :math:`\varepsilon` = ``relaxation``, 0 for exact complementarity).
 """
@@ -20,9 +21,11 @@ import numpy as np
 
 from .errors import InputError
 from .formulation import Embedding, LayerHandle
-from .layers import LeakyReLU, ReLU
+from .layers import LeakyReLU, MaxPool, ReLU
 
 CHOICES = ("full", "reduced", "complementarity")
+#: layers with a complementarity formulation (their default in the full space)
+PIECEWISE = (ReLU, LeakyReLU, MaxPool)
 
 
 def layer_choice(layer, config: dict) -> str:
@@ -30,11 +33,12 @@ def layer_choice(layer, config: dict) -> str:
     kind = type(layer)
     choice = config.get(kind.__name__)
     if choice is None:
-        choice = "complementarity" if isinstance(layer, (ReLU, LeakyReLU)) else "full"
+        choice = "complementarity" if isinstance(layer, PIECEWISE) else "full"
     if choice not in CHOICES:
         raise InputError(f"config[{kind.__name__}] = {choice!r}; choose one of {CHOICES}.")
-    if choice == "complementarity" and not isinstance(layer, (ReLU, LeakyReLU)):
-        raise InputError(f"config[{kind.__name__}] = 'complementarity' applies to ReLU and LeakyReLU only.")
+    if choice == "complementarity" and not isinstance(layer, PIECEWISE):
+        raise InputError(f"config[{kind.__name__}] = 'complementarity' applies to ReLU, LeakyReLU and "
+                         "MaxPool only.")
     return choice
 
 
@@ -54,6 +58,8 @@ def add_full_space(form: Embedding, net, x, x0: np.ndarray, box, config: dict, r
         choice = layer_choice(layer, config)
         if choice == "reduced":
             current = layer.casadi(current)
+        elif choice == "complementarity" and isinstance(layer, MaxPool):
+            current = _max_complementarity(form, handle, layer, current, z0, values, relaxation, lower, upper)
         elif choice == "complementarity":
             current = _complementarity(form, handle, layer, current, z0, values, relaxation, lower, upper)
         else:
@@ -73,6 +79,26 @@ def _complementarity(form, handle, layer, z, z0, a0, relaxation, lower, upper):
     form.add_constraint(r * (r + z), -np.inf, relaxation, handle)
     form.add_constraint(a - (z + (1 - slope) * r), handle=handle)
     return a
+
+
+def _max_complementarity(form, handle, layer, z, z0, y0, relaxation, lower, upper):
+    r"""Max pooling, :math:`y_j = \max_{i \in W_j} z_i`, as :math:`y_j - z_i \ge 0`,
+    :math:`\lambda_{ji} \ge 0`, :math:`\sum_i \lambda_{ji} = 1`,
+    :math:`\lambda_{ji} (y_j - z_i) \le \varepsilon` (some entry attains the maximum);
+    :math:`\lambda` starts at 1 on the arg-max of the start point."""
+    rows, cols = layer.entries()
+    y = form.add_variable(layer.n_out, 1, y0, lower, upper, handle)
+    padded = np.concatenate([np.asarray(z0, dtype=float).reshape(-1), [-np.inf]])
+    winners = np.argmax(padded[layer.windows], axis=1)  # slot of each window's maximum
+    _, slots = np.nonzero(layer.windows >= 0)
+    lam0 = (slots == winners[rows]).astype(float)
+    lam = form.add_variable(rows.size, 1, lam0, 0.0, 1.0, handle)
+    gap = y[rows.tolist()] - z[cols.tolist()]
+    form.add_constraint(gap, 0.0, np.inf, handle)
+    choose = ca.DM(ca.Sparsity.triplet(layer.n_out, rows.size, rows.tolist(), list(range(rows.size))), 1.0)
+    form.add_constraint(ca.mtimes(choose, lam), 1.0, 1.0, handle)
+    form.add_constraint(lam * gap, -np.inf, relaxation, handle)
+    return y
 
 
 def _widened(bound):

@@ -275,6 +275,43 @@ class LeakyReLU(Elementwise):
         return ops.where(z > 0, z, self.negative_slope * z)
 
 
+@dataclass(eq=False)
+class MaxPool(Layer):
+    r""":math:`y_j = \max_{i \in W_j} z_i` over index windows: row j of ``windows`` lists W_j's
+    entries of z (-1 marks padding, which never wins). Piecewise linear: the full space embeds it
+    by complementarity (:mod:`nncas.full_space`), the reduced space as CasADi's ``mmax``."""
+
+    windows: np.ndarray
+    inputs: int
+    piecewise_linear = True
+
+    def __post_init__(self):
+        self.windows = np.asarray(self.windows, dtype=np.int64)
+        if self.windows.ndim != 2 or (self.windows >= self.inputs).any() or (self.windows.max(axis=1) < 0).any():
+            raise InputError("MaxPool layer: every window must list entries of the input (and at least one).")
+
+    n_in = property(lambda self: self.inputs)
+    n_out = property(lambda self: self.windows.shape[0])
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """(output j, input i) of every window entry, padding left out."""
+        rows, slots = np.nonzero(self.windows >= 0)
+        return rows, self.windows[rows, slots]
+
+    def apply(self, z, ops):
+        if ops is CASADI_OPS:
+            return ca.vertcat(*[ca.mmax(z[[int(i) for i in w if i >= 0]]) for w in self.windows])
+        if ops is NUMPY_OPS:
+            padded = np.concatenate([z, np.full((1, z.shape[1]), -np.inf)])  # index -1: padding
+            return padded[self.windows].max(axis=1)
+        raise NotImplementedError("MaxPool runs in torch only inside a gray box.")
+
+    def interval(self, lo, hi):
+        pad = np.array([-np.inf])
+        return (np.concatenate([lo, pad])[self.windows].max(axis=1),
+                np.concatenate([hi, pad])[self.windows].max(axis=1))
+
+
 class Softmax(Activation):
     r""":math:`y_i = e^{z_i - m} / \sum_j e^{z_j - m}`, :math:`m = \max_j z_j` (shift for stability)."""
 

@@ -1,4 +1,4 @@
-r"""Convolutions, pooling and per-channel normalization as affine maps on C-order vectors.
+r"""Convolutions, pooling and per-channel normalization on C-order vectors.
 
 A convolution (any stride, padding, dilation, groups), an average pooling or an adaptive
 average pooling is an affine map :math:`y = W x + b` of the input flattened in torch's C order
@@ -6,6 +6,9 @@ average pooling is an affine map :math:`y = W x + b` of the input flattened in t
 sparse: it holds the kernel entries at every output position and nothing else. ``W`` is read off
 the module itself, applied in float64 to the unit vectors (in chunks), so padding modes and
 every option mean exactly what torch means by them.
+
+Max pooling is not affine: its windows (the input entries each output takes the maximum of) are
+read off the module the same way, by pooling the entries' indices.
 
 Each rule takes the module and its input shape (without the batch axis) and returns nncas layers
 and the output shape.
@@ -18,6 +21,7 @@ import math
 import numpy as np
 import scipy.sparse
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import layers as L
@@ -50,6 +54,38 @@ def affine_map(module: nn.Module, shape: Shape) -> tuple[list, Shape]:
     weight = scipy.sparse.vstack(columns).T.tocsr()
     parameters = sum(p.numel() for p in module.parameters())
     return [L.Affine(weight, offset.numpy(), parameters=parameters)], out_shape
+
+
+def max_pool(module: nn.Module, shape: Shape) -> tuple[list, Shape]:
+    """MaxPool1d/2d as :class:`nncas.layers.MaxPool`: the windows read off the module by pooling
+    the entries' indices (padding marked -1)."""
+    if getattr(module, "ceil_mode", False) or getattr(module, "return_indices", False):
+        raise UnsupportedLayerError(f"{module}: ceil_mode and return_indices cannot be embedded.")
+    n = math.prod(shape)
+    index = torch.arange(n, dtype=torch.float64).reshape(1, *shape)
+    spatial = len(shape) - 1
+    kernel, stride, padding, dilation = (_tuple(getattr(module, k), spatial) for k in
+                                         ("kernel_size", "stride", "padding", "dilation"))
+    stride = stride if module.stride is not None else kernel
+    if spatial == 1:  # one spatial axis: as an image of height 1
+        index = index.unsqueeze(2)
+        kernel, stride, padding, dilation = ((1, *kernel), (1, *stride), (0, *padding), (1, *dilation))
+    elif spatial != 2:
+        raise UnsupportedLayerError(f"{module}: only 1-D and 2-D max pooling can be embedded.")
+    channels = shape[0]
+    # each channel's windows over its own entries; padded positions read -1
+    patches = F.unfold(index + 1, kernel, dilation=dilation, padding=padding, stride=stride) - 1
+    k = math.prod(kernel)
+    windows = patches.reshape(channels, k, -1).permute(0, 2, 1).reshape(-1, k)
+    probe = module(torch.zeros(1, *shape, dtype=torch.float64))
+    out_shape = tuple(probe.shape[1:])
+    if windows.shape[0] != math.prod(out_shape):
+        raise UnsupportedLayerError(f"{module}: its windows do not match its output {out_shape}.")
+    return [L.MaxPool(windows.round().to(torch.int64).numpy(), n)], out_shape
+
+
+def _tuple(value, size: int) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * size
 
 
 def batchnorm_channels(module: nn.modules.batchnorm._BatchNorm, shape: Shape) -> tuple[list, Shape]:
@@ -94,4 +130,5 @@ SHAPED_RULES = {
     nn.AdaptiveAvgPool1d: affine_map, nn.AdaptiveAvgPool2d: affine_map,
     nn.BatchNorm2d: batchnorm_channels, nn.BatchNorm3d: batchnorm_channels,
     nn.Flatten: flatten, nn.Unflatten: unflatten,
+    nn.MaxPool1d: max_pool, nn.MaxPool2d: max_pool,
 }

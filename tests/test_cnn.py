@@ -127,13 +127,59 @@ def test_shape_errors_say_what_to_do():
         nncas.embed(conv, ca.MX.sym("x", 64), formulation="full", input_shape=(1, 9, 9))
 
 
-def test_max_pooling_is_for_the_graybox():
-    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 2)).eval()
-    with pytest.raises(nncas.UnsupportedLayerError, match="MaxPool2d.*formulation='graybox'"):
-        nncas.embed(net, ca.MX.sym("x", 64), formulation="reduced", input_shape=(1, 8, 8))
-    e = nncas.embed(net, ca.MX.sym("x", 64), formulation="graybox", input_shape=(1, 8, 8))
+def test_max_pooling_values_in_every_formulation():
+    """MaxPool (2-D with padding, 1-D): the full space starts at the forward pass, the reduced
+    space and the gray box evaluate to torch's value."""
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.MaxPool2d(3, stride=2, padding=1), nn.Flatten(),
+                        nn.Unflatten(1, (2, 9)), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(8, 2)).eval()
     point = np.random.default_rng(1).normal(size=64)
     with torch.no_grad():
         expected = net.double()(torch.tensor(point).reshape(1, 1, 8, 8))[0].numpy()
+    for formulation in ("full", "reduced", "graybox"):
+        x = ca.MX.sym("x", 64)
+        options = {"graybox_output": "expression"} if formulation == "graybox" else {}
+        if formulation == "full":  # exact by complementarity: no warning
+            e = nncas.embed(net, x, formulation=formulation, input_shape=(1, 8, 8), x0=point)
+        else:
+            with pytest.warns(UserWarning, match="MaxPool"):
+                e = nncas.embed(net, x, formulation=formulation, input_shape=(1, 8, 8), x0=point, **options)
+        if formulation == "full":
+            rows, y = ca.Function("g", [x, e.w], [e.g, e.y])(point, e.w0)
+            rows = np.asarray(rows).ravel()
+            assert np.all(rows >= e.lbg - 1e-12) and np.all(rows <= e.ubg + 1e-12)
+        else:
+            y = ca.Function("y", [x], [e.y])(point)
+        np.testing.assert_allclose(np.asarray(y).ravel(), expected, rtol=1e-12, atol=1e-14)
+
+
+def test_max_pooling_full_space_solves_with_relaxed_complementarity():
+    """Exact complementarity is hard for IPOPT (an MPCC); relaxed to 1e-4 it solves, and torch
+    confirms the constraint at the solution to within the relaxation's effect."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(32, 3), nn.Softmax(dim=-1)).eval()
+    x_ref = np.random.default_rng(0).uniform(0.2, 0.8, 64)
+    with torch.no_grad():
+        y_ref = net.double()(torch.tensor(x_ref).reshape(1, 1, 8, 8))[0].numpy()
+    target = int(np.argmin(y_ref))
+    threshold = y_ref[target] + 0.01
+    x = ca.MX.sym("x", 64)
+    e = nncas.embed(net, x, formulation="full", input_shape=(1, 8, 8), x0=x_ref, relaxation=1e-4,
+                    input_bounds=(0, 1))
+    nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - x_ref), "g": ca.vertcat(e.g, e.y[target])}
+    S = nncas.nlpsol("S", "ipopt", nlp, {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes"})
+    result = S(x0=np.r_[x_ref, e.w0], lbx=np.r_[np.full(64, -np.inf), e.lbw], ubx=np.r_[np.full(64, np.inf), e.ubw],
+               lbg=np.r_[e.lbg, threshold], ubg=np.r_[e.ubg, np.inf])
+    assert S.stats()["success"], S.stats()["return_status"]
+    x_opt = np.asarray(result["x"]).ravel()[:64]
+    with torch.no_grad():
+        y_opt = net.double()(torch.tensor(x_opt).reshape(1, 1, 8, 8))[0].numpy()
+    assert y_opt[target] >= threshold - 1e-3 and float(result["f"]) > 1e-4
+
+
+def test_max_pooling_graybox_takes_the_generic_path():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 2)).eval()
+    with pytest.warns(UserWarning, match="MaxPool"):
+        e = nncas.embed(net, ca.MX.sym("x", 64), formulation="graybox", input_shape=(1, 8, 8))
     assert e.oracle.method == "generic"
-    np.testing.assert_allclose(np.asarray(e.oracle.function(point)).ravel(), expected, rtol=1e-12)
