@@ -25,20 +25,20 @@ from .errors import InputError
 # Array operations per backend. Every layer's math is written against these names.
 # numpy arrays are handled as (n, batch) matrices: one column per point.
 NUMPY_OPS = SimpleNamespace(
-    tanh=np.tanh, exp=np.exp, log=np.log, log1p=np.log1p, erf=scipy.special.erf,
+    tanh=np.tanh, exp=np.exp, log=np.log, log1p=np.log1p, erf=scipy.special.erf, sqrt=np.sqrt,
     where=np.where, maximum=np.maximum, max=lambda z: np.max(z, axis=0, keepdims=True),
     sum=lambda z: np.sum(z, axis=0, keepdims=True),
     matmul=lambda W, z: W @ z, column=lambda v: v[:, None],
 )
 CASADI_OPS = SimpleNamespace(
-    tanh=ca.tanh, exp=ca.exp, log=ca.log, log1p=ca.log1p, erf=ca.erf,
+    tanh=ca.tanh, exp=ca.exp, log=ca.log, log1p=ca.log1p, erf=ca.erf, sqrt=ca.sqrt,
     where=ca.if_else, maximum=ca.fmax, max=ca.mmax, sum=ca.sum1,
     matmul=lambda W, z: ca.mtimes(ca.DM(W), z), column=ca.DM,
 )
 # torch tensors are (batch, features): reductions run over the last axis. Only activations
 # are evaluated this way (the torch oracle applies affine layers itself).
 TORCH_OPS = SimpleNamespace(
-    tanh=torch.tanh, exp=torch.exp, log=torch.log, log1p=torch.log1p, erf=torch.special.erf,
+    tanh=torch.tanh, exp=torch.exp, log=torch.log, log1p=torch.log1p, erf=torch.special.erf, sqrt=torch.sqrt,
     where=torch.where, maximum=torch.maximum, max=lambda z: z.amax(dim=-1, keepdim=True),
     sum=lambda z: z.sum(dim=-1, keepdim=True),
 )
@@ -310,6 +310,32 @@ class MaxPool(Layer):
         pad = np.array([-np.inf])
         return (np.concatenate([lo, pad])[self.windows].max(axis=1),
                 np.concatenate([hi, pad])[self.windows].max(axis=1))
+
+
+class LayerNorm(Activation):
+    r""":math:`y = \gamma \odot (z - \mu) / \sqrt{\sigma^2 + \epsilon} + \beta` with the mean
+    :math:`\mu` and (biased) variance :math:`\sigma^2` of all n entries of z."""
+
+    def __init__(self, eps: float = 1e-5, weight=None, bias=None):
+        self.eps = float(eps)
+        self.weight = None if weight is None else np.asarray(weight, dtype=float).reshape(-1)
+        self.bias = None if bias is None else np.asarray(bias, dtype=float).reshape(-1)
+
+    def apply(self, z, ops):
+        n = self.n_in
+        centered = z - ops.sum(z) / n
+        y = centered / ops.sqrt(ops.sum(centered * centered) / n + self.eps)
+        if self.weight is not None:
+            y = ops.column(self.weight) * y
+        if self.bias is not None:
+            y = y + ops.column(self.bias)
+        return y
+
+    def interval(self, lo, hi):
+        """Normalized entries lie in [-sqrt(n - 1), sqrt(n - 1)]."""
+        reach = math.sqrt(max(self.n_in - 1, 0)) * (np.ones(self.n_in) if self.weight is None else np.abs(self.weight))
+        centre = np.zeros(self.n_in) if self.bias is None else self.bias
+        return centre - reach, centre + reach
 
 
 class Softmax(Activation):

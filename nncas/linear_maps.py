@@ -84,6 +84,16 @@ def max_pool(module: nn.Module, shape: Shape) -> tuple[list, Shape]:
     return [L.MaxPool(windows.round().to(torch.int64).numpy(), n)], out_shape
 
 
+def layer_norm(module: nn.LayerNorm, shape: Shape) -> tuple[list, Shape]:
+    """LayerNorm over every entry of the input (its normalized_shape is the whole shape)."""
+    if tuple(module.normalized_shape) != tuple(shape):
+        raise UnsupportedLayerError(f"{module} normalizes over {tuple(module.normalized_shape)} of an input of "
+                                    f"shape {shape}; nncas embeds LayerNorm over the whole input only.")
+    weight = module.weight.detach().double().numpy() if module.weight is not None else None
+    bias = module.bias.detach().double().numpy() if getattr(module, "bias", None) is not None else None
+    return [L.LayerNorm(module.eps, weight, bias)], shape
+
+
 def _tuple(value, size: int) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,) * size
 
@@ -130,5 +140,5 @@ SHAPED_RULES = {
     nn.AdaptiveAvgPool1d: affine_map, nn.AdaptiveAvgPool2d: affine_map,
     nn.BatchNorm2d: batchnorm_channels, nn.BatchNorm3d: batchnorm_channels,
     nn.Flatten: flatten, nn.Unflatten: unflatten,
-    nn.MaxPool1d: max_pool, nn.MaxPool2d: max_pool,
+    nn.MaxPool1d: max_pool, nn.MaxPool2d: max_pool, nn.LayerNorm: layer_norm,
 }

@@ -22,6 +22,14 @@ def _batchnorm(kind, channels):
     return bn.eval()
 
 
+def _layer_norm(shape):
+    norm = nn.LayerNorm(shape)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.3, 0.3)
+    return norm
+
+
 def _image_net(*middle, channels_out=2, spatial=4):
     """(input shape, net): middle layers on a 1x8x8 image, then flatten, Linear, softmax."""
     return (1, 8, 8), nn.Sequential(*middle, nn.Flatten(), nn.Linear(channels_out * spatial, 3),
@@ -40,6 +48,9 @@ NETS = {
     "conv1d-avgpool1d-batchnorm1d": lambda: ((2, 10), nn.Sequential(
         nn.Conv1d(2, 3, 3, padding=1), _batchnorm(nn.BatchNorm1d, 3), nn.Tanh(), nn.AvgPool1d(2),
         nn.Flatten(), nn.Linear(15, 3)).eval()),
+    "layernorm": lambda: ((12,), nn.Sequential(nn.Linear(12, 6), _layer_norm(6), nn.Tanh(), nn.Linear(6, 3)).eval()),
+    "layernorm-image": lambda: _image_net(nn.Conv2d(1, 2, 3), _layer_norm((2, 6, 6)), nn.Tanh(), nn.AvgPool2d(3),
+                                          spatial=4),
     "unflatten": lambda: ((12,), nn.Sequential(nn.Linear(12, 18), nn.Tanh(), nn.Unflatten(1, (2, 3, 3)),
                                                nn.Conv2d(2, 2, 2), nn.Tanh(), nn.Flatten(), nn.Linear(8, 3)).eval()),
 }
