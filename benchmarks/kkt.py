@@ -12,7 +12,7 @@ Linear solvers: IPOPT's MUMPS and SPRAL (both in the casadi wheel), and HSL's wh
 named by ``--hsllib``.
 
     python -m benchmarks.kkt [--mnist 128,512,1024] [--hawaii37 ../shared/hawaii37] [--solvers mumps,spral]
-                             [--layouts rows,bounds,expression] [--out docs/kkt]
+                             [--layouts rows,bounds,expression] [--out docs/kkt_cpu]
 """
 from __future__ import annotations
 
