@@ -149,7 +149,7 @@ def from_fx(module: torch.nn.Module, shape: tuple, translate, name: str) -> Grap
         raise UnsupportedLayerError(
             f"nncas cannot trace {type(module).__name__} with torch.fx ({type(err).__name__}: {err}); "
             "embed it with formulation='graybox', which runs any differentiable torch model.") from err
-    nodes, shapes = [], {}
+    nodes, shapes, batch = [], {}, set()
 
     def refuse(node, why):
         raise UnsupportedLayerError(
@@ -171,6 +171,10 @@ def from_fx(module: torch.nn.Module, shape: tuple, translate, name: str) -> Grap
             source = _single_input(node, refuse)
             layers, out_shape = translate(traced.get_submodule(node.target), shapes[source])
             chain(node, source, layers, out_shape)
+        elif _batch_size(node, batch):
+            batch.add(node.name)
+        elif node.op == "call_method" and node.target in ("view", "reshape"):
+            _reshape_node(node, shapes, batch, chain, refuse)
         elif node.op in ("call_function", "call_method"):
             _function_node(node, shapes, nodes, chain, refuse)
         elif node.op == "output":
@@ -182,6 +186,31 @@ def from_fx(module: torch.nn.Module, shape: tuple, translate, name: str) -> Grap
         else:
             refuse(node, "uses module attributes directly (get_attr); wrap them in modules")
     return GraphNetwork(nodes, math.prod(shape), name=name, source=module)
+
+
+def _batch_size(node, batch: set) -> bool:
+    """``x.size(0)``, ``x.shape``, ``x.shape[0]``: the batch size (or its way there), which only
+    ``view``/``reshape`` may use."""
+    if node.op == "call_method" and node.target == "size":
+        return len(node.args) > 1 and node.args[1] == 0
+    if node.op == "call_function" and node.target is getattr:
+        return node.args[1] == "shape"
+    if node.op == "call_function" and node.target is operator.getitem:
+        return isinstance(node.args[0], torch.fx.Node) and node.args[0].name in batch and node.args[1] == 0
+    return False
+
+
+def _reshape_node(node, shapes, batch, chain, refuse) -> None:
+    """``x.view(batch, -1)``, ``x.reshape(-1, n)`` and the like: flattening, nothing to compute."""
+    source, sizes = node.args[0], list(node.args[1:])
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = list(sizes[0])
+    n = math.prod(shapes[source.name])
+    leading = sizes[0] if sizes else None
+    keeps_batch = (isinstance(leading, torch.fx.Node) and leading.name in batch) or leading == -1
+    if len(sizes) != 2 or not keeps_batch or sizes[1] not in (-1, n):
+        refuse(node, f"reshapes to {sizes}; nncas embeds flattening reshapes (x.view(x.size(0), -1)) only")
+    chain(node, source.name, [], (n,))
 
 
 def _single_input(node, refuse) -> str:

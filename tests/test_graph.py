@@ -38,6 +38,19 @@ class ResidualCNN(nn.Module):
         return self.head(self.pool(x + 2 * y))
 
 
+class ReshapingCNN(nn.Module):
+    """Flattening the way people write it: view with the batch size, reshape with the shape."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.conv(x))
+        return self.head(h.view(h.size(0), -1) + self.conv(x).reshape(x.shape[0], -1) * 0.5)
+
+
 class Unsupported(nn.Module):
     def __init__(self):
         super().__init__()
@@ -47,7 +60,8 @@ class Unsupported(nn.Module):
         return self.a(x) * x
 
 
-NETS = {"residual-mlp": (ResidualMLP, (4,)), "residual-cnn": (ResidualCNN, (2, 6, 6))}
+NETS = {"residual-mlp": (ResidualMLP, (4,)), "residual-cnn": (ResidualCNN, (2, 6, 6)),
+        "reshaping-cnn": (ReshapingCNN, (2, 6, 6))}
 
 
 def _reference(net, shape, x, lam):
