@@ -1,4 +1,4 @@
-"""Time per Hessian of lam^T NN(u) for the gray-box backends, against the hardware bound.
+r"""Time per Hessian of lam^T NN(u) for the gray-box backends, against the hardware bound.
 
 For each architecture (paper Table 1: MNIST, 784 inputs; SCOPF surrogates, 117 inputs, as
 built by ``power.surrogate``) it times

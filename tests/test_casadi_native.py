@@ -110,7 +110,8 @@ def test_graybox_on_a_parameter_and_in_the_objective(net, case):
     np.testing.assert_allclose(answers[0], answers[1], atol=1e-8)
 
 
-def test_a_copied_opti_solves(net, case):
+def _graybox_opti(net, case):
+    """The route test's problem as an Opti with a gray box; returns (opti, x, y)."""
     x_ref, threshold = case
     opti = ca.Opti()
     x = opti.variable(N_IN)
@@ -118,19 +119,17 @@ def test_a_copied_opti_solves(net, case):
     opti.subject_to(opti.bounded(-1, x, 1))
     opti.subject_to(y[TARGET] >= threshold)
     opti.minimize(ca.sumsqr(x - x_ref))
-    copy = opti.copy()
+    return opti, x, y
+
+
+def test_a_copied_opti_solves(net, case, reference):
+    copy = _graybox_opti(net, case)[0].copy()
     nncas.solver(copy, "ipopt", TIGHT)
-    assert copy.solve().value(copy.f) == pytest.approx(_solve(net, case, "reduced", "nncas.nlpsol")[0], rel=1e-8)
+    assert copy.solve().value(copy.f) == pytest.approx(reference[0], rel=1e-8)
 
 
 def _changing_problem(net, case):
-    x_ref, threshold = case
-    opti = ca.Opti()
-    x = opti.variable(N_IN)
-    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
-    opti.subject_to(opti.bounded(-1, x, 1))
-    opti.subject_to(y[TARGET] >= threshold)
-    opti.minimize(ca.sumsqr(x - x_ref))
+    opti, x, y = _graybox_opti(net, case)
     nncas.solver(opti, "ipopt", TIGHT)
     return opti, x, y
 

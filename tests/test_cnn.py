@@ -1,25 +1,13 @@
 """Convolutions, pooling and channel normalization in every formulation: values, Jacobians and
 Hessians equal torch's (float64); a CNN reaches one optimum in all formulations; the errors."""
-import copy
-
 import casadi as ca
 import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.func import hessian, jacrev
 
 import nncas
-
-
-def _batchnorm(kind, channels):
-    bn = kind(channels)
-    with torch.no_grad():
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.uniform_(-0.3, 0.3)
-    return bn.eval()
+import zoo
 
 
 def _layer_norm(shape):
@@ -41,12 +29,12 @@ NETS = {
                                                 channels_out=2, spatial=16),
     "conv2d-dilation-groups": lambda: _image_net(nn.Conv2d(1, 4, 3, dilation=2), nn.SiLU(),
                                                  nn.Conv2d(4, 2, 2, groups=2), nn.Sigmoid(), spatial=9),
-    "avgpool2d-batchnorm2d": lambda: _image_net(nn.Conv2d(1, 2, 3, padding=1), _batchnorm(nn.BatchNorm2d, 2),
+    "avgpool2d-batchnorm2d": lambda: _image_net(nn.Conv2d(1, 2, 3, padding=1), zoo.batchnorm(2, nn.BatchNorm2d),
                                                 nn.Tanh(), nn.AvgPool2d(2, stride=2), nn.AvgPool2d(2), spatial=4),
     "adaptive-avgpool2d": lambda: _image_net(nn.Conv2d(1, 2, 3), nn.Softplus(), nn.AdaptiveAvgPool2d((2, 3)),
                                              spatial=6),
     "conv1d-avgpool1d-batchnorm1d": lambda: ((2, 10), nn.Sequential(
-        nn.Conv1d(2, 3, 3, padding=1), _batchnorm(nn.BatchNorm1d, 3), nn.Tanh(), nn.AvgPool1d(2),
+        nn.Conv1d(2, 3, 3, padding=1), zoo.batchnorm(3), nn.Tanh(), nn.AvgPool1d(2),
         nn.Flatten(), nn.Linear(15, 3)).eval()),
     "layernorm": lambda: ((12,), nn.Sequential(nn.Linear(12, 6), _layer_norm(6), nn.Tanh(), nn.Linear(6, 3)).eval()),
     "layernorm-image": lambda: _image_net(nn.Conv2d(1, 2, 3), _layer_norm((2, 6, 6)), nn.Tanh(), nn.AvgPool2d(3),
@@ -54,15 +42,6 @@ NETS = {
     "unflatten": lambda: ((12,), nn.Sequential(nn.Linear(12, 18), nn.Tanh(), nn.Unflatten(1, (2, 3, 3)),
                                                nn.Conv2d(2, 2, 2), nn.Tanh(), nn.Flatten(), nn.Linear(8, 3)).eval()),
 }
-
-
-def _torch_derivatives(net, shape, x, lam):
-    model = copy.deepcopy(net).double().eval()
-    f = lambda v: model(v.reshape(1, *shape))[0]  # noqa: E731
-    xt, lt = torch.tensor(x), torch.tensor(lam)
-    with torch.no_grad():
-        value = f(xt).numpy()
-    return value, jacrev(f)(xt).detach().numpy(), hessian(lambda v: (lt * f(v)).sum())(xt).detach().numpy()
 
 
 @pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
@@ -73,7 +52,7 @@ def test_ops_match_torch_in_every_formulation(name, formulation):
     n = int(np.prod(shape))
     rng = np.random.default_rng(0)
     point, lam = rng.normal(size=n), rng.normal(size=3)
-    value, jac, hess = _torch_derivatives(net, shape, point, lam)
+    value, jac, hess = zoo.torch_derivatives(net, point, lam, shape)
     x = ca.MX.sym("x", n)
     output = {"graybox_output": "expression"} if formulation == "graybox" else {}
     e = nncas.embed(net, x, formulation=formulation, input_shape=shape, x0=point, **output)
@@ -112,17 +91,8 @@ def test_a_cnn_reaches_one_optimum_in_every_formulation():
     net.float()
     target = int(np.argmin(y_ref))
     threshold = y_ref[target] + 0.05
-    objectives = []
-    for formulation in ("full", "reduced", "graybox"):
-        opti = ca.Opti()
-        x = opti.variable(64)
-        opti.set_initial(x, x_ref)
-        y, _ = nncas.add_predictor(opti, net, x, formulation=formulation, input_shape=shape, input_bounds=(0, 1))
-        opti.subject_to(y[target] >= threshold)
-        opti.minimize(ca.sumsqr(x - x_ref))
-        nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes",
-                                     "ipopt.tol": 1e-10})
-        objectives.append(opti.solve().value(opti.f))
+    objectives = zoo.optima_in_every_formulation(net, x_ref, target, threshold, input_shape=shape,
+                                                 input_bounds=(0, 1))
     assert objectives[0] > 1e-4
     assert objectives == pytest.approx([objectives[0]] * 3, rel=1e-7)
 

@@ -1,16 +1,14 @@
 """Networks beyond chains (torch.fx): residual sums, scalings, concatenations and functional
 activations in every formulation, against torch; one optimum across formulations; the errors."""
-import copy
-
 import casadi as ca
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import hessian, jacrev
 
 import nncas
+import zoo
 
 
 class ResidualMLP(nn.Module):
@@ -64,15 +62,6 @@ NETS = {"residual-mlp": (ResidualMLP, (4,)), "residual-cnn": (ResidualCNN, (2, 6
         "reshaping-cnn": (ReshapingCNN, (2, 6, 6))}
 
 
-def _reference(net, shape, x, lam):
-    model = copy.deepcopy(net).double()
-    f = lambda v: model(v.reshape(1, *shape))[0]  # noqa: E731
-    xt, lt = torch.tensor(x), torch.tensor(lam)
-    with torch.no_grad():
-        value = f(xt).numpy()
-    return value, jacrev(f)(xt).detach().numpy(), hessian(lambda v: (lt * f(v)).sum())(xt).detach().numpy()
-
-
 @pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_graphs_match_torch_in_every_formulation(name, formulation):
@@ -82,7 +71,7 @@ def test_graphs_match_torch_in_every_formulation(name, formulation):
     n = int(np.prod(shape))
     rng = np.random.default_rng(3)
     point, lam = rng.normal(size=n), rng.normal(size=3)
-    value, jac, hess = _reference(net, shape, point, lam)
+    value, jac, hess = zoo.torch_derivatives(net, point, lam, shape)
     x = ca.MX.sym("x", n)
     e = nncas.embed(net, x, formulation=formulation, x0=point, input_bounds=(-4, 4),
                     input_shape=None if len(shape) == 1 else shape)
@@ -106,17 +95,7 @@ def test_a_residual_network_reaches_one_optimum_in_every_formulation():
     with torch.no_grad():
         y_ref = net.double()(torch.tensor(x_ref)[None])[0].numpy()
     target = int(np.argmin(y_ref))
-    objectives = []
-    for formulation in ("full", "reduced", "graybox"):
-        opti = ca.Opti()
-        x = opti.variable(4)
-        opti.set_initial(x, x_ref)
-        y, _ = nncas.add_predictor(opti, net, x, formulation=formulation, input_bounds=(-2, 2))
-        opti.subject_to(y[target] >= y_ref[target] + 0.05)
-        opti.minimize(ca.sumsqr(x - x_ref))
-        nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes",
-                                     "ipopt.tol": 1e-10})
-        objectives.append(opti.solve().value(opti.f))
+    objectives = zoo.optima_in_every_formulation(net, x_ref, target, y_ref[target] + 0.05, input_bounds=(-2, 2))
     assert objectives[0] > 1e-4
     assert objectives == pytest.approx([objectives[0]] * 3, rel=1e-7)
 

@@ -8,8 +8,9 @@ from nncas import AffineScaling
 N_IN = 4
 
 
-def _batchnorm(width):
-    bn = nn.BatchNorm1d(width)
+def batchnorm(width, kind=nn.BatchNorm1d):
+    """A batch norm in evaluation mode with drawn running statistics and affine parameters."""
+    bn = kind(width)
     with torch.no_grad():
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 2.0)
@@ -23,7 +24,7 @@ MIDDLE = {
     "Tanh": nn.Tanh, "Sigmoid": nn.Sigmoid, "Softplus": lambda: nn.Softplus(beta=2.0),
     "SiLU": nn.SiLU, "GELU": nn.GELU, "GELU-tanh": lambda: nn.GELU(approximate="tanh"),
     "ELU": lambda: nn.ELU(alpha=0.7), "Identity": nn.Identity, "Dropout": lambda: nn.Dropout(0.3),
-    "BatchNorm1d": lambda: _batchnorm(6), "Nested": lambda: nn.Sequential(nn.Tanh(), nn.Sequential(nn.Sigmoid())),
+    "BatchNorm1d": lambda: batchnorm(6), "Nested": lambda: nn.Sequential(nn.Tanh(), nn.Sequential(nn.Sigmoid())),
 }
 HEADS = {"Softmax": lambda: nn.Softmax(dim=-1), "LogSoftmax": lambda: nn.LogSoftmax(dim=1)}
 SMOOTH = sorted(MIDDLE) + sorted(HEADS) + ["AffineScaling", "Flatten"]
@@ -58,16 +59,38 @@ def mlp(widths, activation=nn.Tanh, head=None, seed=0) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
-def torch_derivatives(net: nn.Module, x: np.ndarray, lam: np.ndarray):
-    """float64 value, Jacobian and Hessian of lam^T net(x) by torch.func."""
+def torch_derivatives(net: nn.Module, x: np.ndarray, lam: np.ndarray, shape=None):
+    """float64 value, Jacobian and Hessian of lam^T net(x) by torch.func; ``shape`` (without the
+    batch axis) is how the vector x is laid out for the network (default: a vector)."""
     from torch.func import hessian, jacrev
     import copy
 
     model = copy.deepcopy(net).double().eval()
-    f = lambda v: model(v[None])[0]
+    layout = tuple(shape) if shape is not None else (-1,)
+    f = lambda v: model(v.reshape(1, *layout))[0]
     xt, lt = torch.tensor(x, dtype=torch.float64), torch.tensor(lam, dtype=torch.float64)
     with torch.no_grad():
         value = f(xt)
     jac = jacrev(f)(xt)
     hess = hessian(lambda v: (lt * f(v)).sum())(xt)
     return value.numpy(), jac.detach().numpy(), hess.detach().numpy()
+
+
+def optima_in_every_formulation(net, x_ref, target, threshold, **options):
+    """min |x - x_ref|^2 s.t. net(x)[target] >= threshold in the full, reduced and gray-box
+    formulations (nncas.solver, tol 1e-10); returns the three objectives."""
+    import casadi as ca
+    import nncas
+
+    objectives = []
+    for formulation in ("full", "reduced", "graybox"):
+        opti = ca.Opti()
+        x = opti.variable(len(x_ref))
+        opti.set_initial(x, x_ref)
+        y, _ = nncas.add_predictor(opti, net, x, formulation=formulation, **options)
+        opti.subject_to(y[target] >= threshold)
+        opti.minimize(ca.sumsqr(x - x_ref))
+        nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes",
+                                     "ipopt.tol": 1e-10})
+        objectives.append(opti.solve().value(opti.f))
+    return objectives
