@@ -39,6 +39,9 @@ NETS = {
     "layernorm": lambda: ((12,), nn.Sequential(nn.Linear(12, 6), _layer_norm(6), nn.Tanh(), nn.Linear(6, 3)).eval()),
     "layernorm-image": lambda: _image_net(nn.Conv2d(1, 2, 3), _layer_norm((2, 6, 6)), nn.Tanh(), nn.AvgPool2d(3),
                                           spatial=4),
+    "conv3d-batchnorm3d": lambda: ((1, 4, 4, 4), nn.Sequential(
+        nn.Conv3d(1, 2, 3, padding=1, stride=2), zoo.batchnorm(2, nn.BatchNorm3d), nn.Tanh(), nn.Flatten(),
+        nn.Linear(16, 3)).eval()),
     "unflatten": lambda: ((12,), nn.Sequential(nn.Linear(12, 18), nn.Tanh(), nn.Unflatten(1, (2, 3, 3)),
                                                nn.Conv2d(2, 2, 2), nn.Tanh(), nn.Flatten(), nn.Linear(8, 3)).eval()),
 }
