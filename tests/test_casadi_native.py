@@ -329,3 +329,25 @@ def test_user_hsl_solvers_pass_through(net, case, reference):
     result = S(x0=x_ref, lbx=-1, ubx=1, lbg=threshold, ubg=np.inf)
     assert S.stats()["success"]
     assert float(result["f"]) == pytest.approx(reference[0], rel=1e-8)
+
+
+@pytest.mark.parametrize("formulation", ["full", "reduced"])
+def test_sx_embeddings_generate_c_code(net, tmp_path, monkeypatch, formulation):
+    """An SX embedding is plain CasADi: its Function generates C, which compiles and gives the
+    same values and Jacobian (here the full space's constraint rows, the reduced space's y)."""
+    import shutil
+    import subprocess
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler")
+    x = ca.SX.sym("x", N_IN)
+    e = nncas.embed(net, x, formulation=formulation)
+    out = e.g if formulation == "full" else e.y
+    function = ca.Function("embedded", [ca.vertcat(x, e.w)], [out, ca.jacobian(out, ca.vertcat(x, e.w))])
+    monkeypatch.chdir(tmp_path)  # CasADi writes the source into the working directory
+    function.generate("embedded.c", {"with_header": False})
+    subprocess.run(["gcc", "-fPIC", "-shared", "-O1", str(tmp_path / "embedded.c"), "-o", str(tmp_path / "embedded.so")],
+                   check=True, capture_output=True)
+    compiled = ca.external("embedded", str(tmp_path / "embedded.so"))
+    point = np.random.default_rng(7).normal(size=function.size1_in(0))
+    for a, b in zip(compiled(point), function(point)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13, atol=1e-14)
