@@ -351,3 +351,28 @@ def test_sx_embeddings_generate_c_code(net, tmp_path, monkeypatch, formulation):
     point = np.random.default_rng(7).normal(size=function.size1_in(0))
     for a, b in zip(compiled(point), function(point)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13, atol=1e-14)
+
+
+def test_nested_gray_boxes_have_exact_derivatives():
+    """A gray box on another's output (b(a(x))), both in f and g: nncas's Hessian, Jacobian and
+    gradient equal CasADi's of the same networks as expressions."""
+    from nncas.derivatives import derivative_functions
+    a, b = zoo.mlp([3, 5, 3]), zoo.mlp([3, 4, 2], seed=1)
+
+    def problem(x, formulation):
+        inner = nncas.embed(a, x, formulation=formulation, graybox_output="expression")
+        outer = nncas.embed(b, inner.y, formulation=formulation, graybox_output="expression")
+        return ca.sumsqr(outer.y) + ca.dot(inner.y, inner.y), outer.y[0] * x[1]
+
+    x = ca.MX.sym("x", 3)
+    f, g = problem(x, "graybox")
+    ours = derivative_functions(x, ca.MX(0, 1), f, g)
+    fr, gr = problem(x, "reduced")
+    sigma, lam = ca.MX.sym("sigma"), ca.MX.sym("lam")
+    reference = ca.Function("r", [x, sigma, lam], [ca.triu(ca.hessian(sigma * fr + lam * gr, x)[0]),
+                                                    ca.jacobian(gr, x), ca.gradient(fr, x)])
+    point = np.array([0.3, -0.2, 0.5])
+    expected = [np.asarray(v) for v in reference(point, 0.7, 1.3)]
+    got = [ours["nlp_hess_l"](point, [], 0.7, 1.3), ours["nlp_jac_g"](point, [])[1], ours["nlp_grad_f"](point, [])[1]]
+    for a_, b_ in zip(got, expected):
+        np.testing.assert_allclose(np.asarray(a_).reshape(b_.shape), b_, rtol=1e-10, atol=1e-14)
