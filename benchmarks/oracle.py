@@ -19,7 +19,7 @@ built by ``power.surrogate``) it times
 Times are the best of repeated calls over several passes through all problems (the least
 disturbed by other load). Results go to JSON and a markdown table.
 
-    python -m benchmarks.oracle [--mnist 128,512,1024] [--scopf 100,500,1000,2000] [--device cpu]
+    python -m benchmarks.oracle [--mnist 128,512,1024] [--scopf 100,500,1000,2000] [--cnn] [--device cpu]
                                 [--skip-l4casadi] [--rounds 3] [--out docs/oracle]
 """
 import argparse
@@ -161,6 +161,9 @@ def main(argv=None):
     parser.add_argument("--mnist", default="128,512,1024", help="hidden widths, 784 inputs")
     parser.add_argument("--scopf", default="100,500,1000,2000", help="hidden widths, 117 inputs")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cnn", action="store_true",
+                        help="add the MNIST CNN (vision --width cnn): the structured path with its "
+                             "convolutions as dense matrices against torch.func (method='auto' takes the faster)")
     parser.add_argument("--skip-l4casadi", action="store_true")
     parser.add_argument("--rounds", type=int, default=3,
                         help="passes over all problems; each time reported is the best of them")
@@ -172,6 +175,8 @@ def main(argv=None):
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     cells = [(f"MNIST-{w}", mnist_classifier(w), 784, 10) for w in _widths(args.mnist)]
     cells += [(f"SCOPF-{w}", scopf_surrogate(w), 117, 37) for w in _widths(args.scopf)]
+    if args.cnn:
+        cells.append(("MNIST-CNN", mnist_classifier("cnn"), 784, 10))
     # Times are the best over several passes, and the rate is measured before and after every
     # problem, the best of all serving as R for every row: a slow spell on a shared machine
     # then neither inflates a time nor flatters a ratio.
