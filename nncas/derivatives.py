@@ -18,7 +18,10 @@ where :math:`H_i(u, w) = \nabla^2_u (w^T F_i(u))` is one call of the Jacobian of
 reverse mode (the gray box's own Hessian). The constraint Jacobian and objective gradient come
 from :math:`\tilde f, \tilde g` the same way, with one call of :math:`F_i`'s Jacobian.
 
-A gray box whose input holds another gray box's output is left to CasADi's own AD. The
+When :math:`u_i` selects entries of x (the usual case), :math:`P_i^T H_i P_i` is one gather of
+:math:`H_i`'s nonzeros into the Hessian's upper triangle. A gray box whose input holds another
+gray box's output is differentiated by CasADi's own AD through its hooks (still exactly: the
+inner box's curvature enters through its own block, whose weights see the outer box). The
 functions are named as the NLP plugins look them up in their ``cache`` option (``nlp_hess_l``,
 ``nlp_jac_g``, ``nlp_grad_f``, ``nlp_jac_fg``, ``nlp_gf_jg``), so every plugin that knows these
 names uses them, and ``detect_simple_bounds`` compacts them like CasADi's own.
