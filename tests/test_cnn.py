@@ -167,3 +167,35 @@ def test_max_pooling_graybox_takes_the_generic_path():
     with pytest.warns(UserWarning, match="MaxPool"):
         e = nncas.embed(net, ca.MX.sym("x", 64), formulation="graybox", input_shape=(1, 8, 8))
     assert e.oracle.method == "generic"
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_interval_bounds_contain_sampled_values(name):
+    """Every layer's interval bounds (convolutions, pooling, norms included) hold the values of
+    inputs drawn in the box: the full space's variable bounds never cut off a feasible point."""
+    torch.manual_seed(3)
+    shape, net = NETS[name]()
+    network = nncas.from_torch(net, input_shape=shape)
+    n = network.n_in
+    lo, hi = -np.ones(n), np.ones(n)
+    values = np.random.default_rng(2).uniform(lo, hi, size=(300, n)).T
+    for layer, (b_lo, b_hi) in zip(network.layers, network.interval(lo, hi)):
+        values = layer.numpy(values)
+        assert np.all(values >= b_lo[:, None] - 1e-9) and np.all(values <= b_hi[:, None] + 1e-9), type(layer).__name__
+
+
+def test_max_pooling_and_graph_bounds_contain_sampled_values():
+    from test_graph import ResidualCNN
+    torch.manual_seed(3)
+    pooled = nncas.from_torch(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.MaxPool2d(2, padding=1),
+                                            nn.Flatten()), input_shape=(1, 6, 6))
+    values = np.random.default_rng(4).uniform(-1, 1, size=(200, 36)).T
+    for layer, (b_lo, b_hi) in zip(pooled.layers, pooled.interval(-np.ones(36), np.ones(36))):
+        values = layer.numpy(values)
+        assert np.all(values >= b_lo[:, None] - 1e-9) and np.all(values <= b_hi[:, None] + 1e-9)
+    graph = nncas.from_torch(ResidualCNN().eval(), input_shape=(2, 6, 6))
+    bounds = graph.interval(-np.ones(72), np.ones(72))
+    samples = np.random.default_rng(5).uniform(-1, 1, size=(200, 72)).T
+    out_lo, out_hi = bounds[graph.nodes[-1].name]
+    out = graph.numpy(samples)
+    assert np.all(out >= out_lo[:, None] - 1e-9) and np.all(out <= out_hi[:, None] + 1e-9)
