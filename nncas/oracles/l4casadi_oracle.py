@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import platform
+import sys
 import warnings
 
 import casadi as ca
@@ -93,6 +94,9 @@ class L4CasADiOracle:
         self.hessian = hessian_function(self.function)
 
     def _build(self, module, l4casadi):
+        # long (seconds to a minute) and once per model: say so, as other long work does
+        print(f"nncas: compiling the network with l4casadi into {self.build_dir} (once per model)",
+              file=sys.stderr, flush=True)
         model = copy.deepcopy(module).to(dtype=self.dtype)
         builder = l4casadi.L4CasADi(model, device=str(self.device), name=self.library_name,
                                     build_dir=str(self.build_dir))
