@@ -18,3 +18,10 @@ def test_report_rows(tmp_path):
     assert "float64 matmul rate" in report["header"] and "best of 2 passes" in report["header"]
     assert row["bound_flop"] == 2 * 117 * 15537
     assert "| SCOPF-100 | 15,537 |" in out.with_suffix(".md").read_text()
+
+
+def test_iteration_benchmark_reports_a_solved_row(capsys):
+    from benchmarks.iteration import main
+    main(["--scopf", "100", "--mnist", ""])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| SCOPF-100")]
+    assert len(rows) == 1 and "Solve_Succeeded" in rows[0]

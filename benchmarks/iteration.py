@@ -1,0 +1,70 @@
+r"""Time per IPOPT iteration of a gray-box problem, split into oracle and IPOPT work.
+
+Problem 7's shape around an untrained network (seeded): ``min |x - x_ref|^2`` s.t. one output
+above its value at x_ref, ``0 <= x <= 1``, solved by ``nncas.nlpsol`` with the gray box on
+``--device``. The per-iteration figures (total, Hessian, Jacobian, function and gradient,
+IPOPT's own) are what issue 17's launch-bound target is about (at most 5 ms per iteration up
+to 50M parameters on a GPU). The first call of each kind includes the device's warm-up, so
+``--warmup`` solves once before the timed solve.
+
+    python -m benchmarks.iteration [--scopf 100,1000,2000,4000] [--mnist 1024,4096] [--device cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import casadi as ca
+import numpy as np
+import torch
+
+import nncas
+from benchmarks.oracle import mnist_classifier, scopf_surrogate
+from benchmarks.report import cpu_name
+from nncas.threads import set_casadi_blas_threads
+
+
+def solve_once(net, n_in: int, device: str, target: int, margin: float) -> dict:
+    """One solve; per-iteration milliseconds by part and the oracle's evaluation counts."""
+    x_ref = np.linspace(0.2, 0.8, n_in)
+    x = ca.MX.sym("x", n_in)
+    e = nncas.embed(net, x, formulation="graybox", device=device, x0=x_ref)
+    y0 = float(np.asarray(e.oracle.function(x_ref)).ravel()[target])
+    solver = nncas.nlpsol("S", "ipopt", {"x": x, "f": ca.sumsqr(x - x_ref), "g": e.y[target]},
+                          {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "record_time": True,
+                           "ipopt.max_iter": 200})
+    result = solver(x0=x_ref, lbx=0, ubx=1, lbg=y0 + margin * abs(y0), ubg=np.inf)
+    s = nncas.problem_stats(solver, result)
+    per = 1e3 / max(s.iterations, 1)
+    return {"status": s.status, "iterations": s.iterations, "per_iteration_ms": s.total_s * per,
+            "hessian_ms": s.hessian_s * per, "jacobian_ms": s.jacobian_s * per,
+            "function_ms": (s.function_s + s.gradient_s) * per, "ipopt_ms": s.solver_s * per}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scopf", default="100,1000", help="surrogate widths, 117 inputs")
+    parser.add_argument("--mnist", default="128", help="classifier widths, 784 inputs")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--warmup", action="store_true", help="solve once before the timed solve")
+    args = parser.parse_args(argv)
+    set_casadi_blas_threads(1)  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
+    name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else cpu_name()
+    cells = [(f"SCOPF-{w}", scopf_surrogate(int(w)), 117, 0, 0.01) for w in args.scopf.split(",") if w]
+    cells += [(f"MNIST-{w}", mnist_classifier(int(w)), 784, 1, 0.02) for w in args.mnist.split(",") if w]
+    print(f"device: {name} ({args.device})")
+    print("| problem | params | status | iterations | ms / iteration | Hessian | Jacobian | functions | IPOPT |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for problem, net, n_in, target, margin in cells:
+        if args.warmup:
+            solve_once(net, n_in, args.device, target, margin)
+        row = solve_once(net, n_in, args.device, target, margin)
+        params = sum(p.numel() for p in net.parameters())
+        print(f"| {problem} | {params:,} | {row['status']} | {row['iterations']} | {row['per_iteration_ms']:.1f} | "
+              f"{row['hessian_ms']:.1f} | {row['jacobian_ms']:.1f} | {row['function_ms']:.1f} | {row['ipopt_ms']:.1f} |",
+              flush=True)
+        print(json.dumps({"problem": problem, "params": params, **row}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
