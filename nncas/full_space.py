@@ -113,22 +113,19 @@ def _widened(bound):
 
 def add_full_space_graph(form: Embedding, graph, x, x0: np.ndarray, box, config: dict, relaxation: float):
     """The full space of a :class:`nncas.graph.GraphNetwork`: each chain as :func:`add_full_space`
-    (on its input's interval bounds), sums and concatenations passed on as expressions."""
+    (on its input's interval bounds), sums and concatenations passed on as expressions. Each
+    node carries (expression, start value)."""
     bounds = graph.interval(*box) if box is not None else None
-    exprs, values = {}, {}
-    for node in graph.nodes:
-        ins = node.inputs
-        if node.kind == "input":
-            exprs[node.name], values[node.name] = x, x0
-        elif node.kind == "chain":
-            sub_box = bounds[ins[0]] if bounds is not None else None
-            exprs[node.name] = add_full_space(form, node.chain, exprs[ins[0]], values[ins[0]], sub_box, config,
-                                              relaxation)
-            values[node.name] = node.chain.numpy(values[ins[0]])
-        elif node.kind == "sum":
-            exprs[node.name] = node.constant + sum(c * exprs[i] for c, i in zip(node.coefficients, ins))
-            values[node.name] = node.constant + sum(c * values[i] for c, i in zip(node.coefficients, ins))
-        else:
-            exprs[node.name] = ca.vertcat(*[exprs[i] for i in ins])
-            values[node.name] = np.concatenate([values[i] for i in ins])
-    return exprs[graph.nodes[-1].name]
+
+    def chain(node, pair):
+        sub_box = bounds[node.inputs[0]] if bounds is not None else None
+        return (add_full_space(form, node.chain, pair[0], pair[1], sub_box, config, relaxation),
+                node.chain.numpy(pair[1]))
+
+    def total(pairs, node):
+        return tuple(node.constant + sum(c * p[i] for c, p in zip(node.coefficients, pairs)) for i in (0, 1))
+
+    def stack(pairs):
+        return ca.vertcat(*[p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+    return graph.walk((x, x0), chain, total, stack)[graph.nodes[-1].name][0]

@@ -63,9 +63,9 @@ class GraphNetwork:
     def is_mlp(self) -> bool:
         return False
 
-    def evaluate(self, x, chain, total, stack):
-        """The output for input ``x``: ``chain(node, value)``, ``total(values, node)`` and
-        ``stack(values)`` say how each kind of node computes."""
+    def walk(self, x, chain, total, stack) -> dict:
+        """Every node's value (by name) for input ``x``: ``chain(node, value)``,
+        ``total(values, node)`` and ``stack(values)`` say how each kind of node computes."""
         values = {}
         for node in self.nodes:
             args = [values[name] for name in node.inputs]
@@ -77,20 +77,21 @@ class GraphNetwork:
                 values[node.name] = total(args, node)
             else:
                 values[node.name] = stack(args)
-        return values[self.nodes[-1].name]
+        return values
 
     def numpy(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=float)
-        out = self.evaluate(x.reshape(x.shape[0], -1), lambda node, v: node.chain.numpy(v), _total,
-                            lambda vs: np.concatenate(vs, axis=0))
+        values = self.walk(x.reshape(x.shape[0], -1), lambda node, v: node.chain.numpy(v), _total,
+                           lambda vs: np.concatenate(vs, axis=0))
+        out = values[self.nodes[-1].name]
         return out.reshape(-1) if x.ndim == 1 else out
 
     def casadi(self, x):
-        return self.evaluate(x, lambda node, v: node.chain.casadi(v), _total, lambda vs: ca.vertcat(*vs))
+        values = self.walk(x, lambda node, v: node.chain.casadi(v), _total, lambda vs: ca.vertcat(*vs))
+        return values[self.nodes[-1].name]
 
     def interval(self, lo, hi) -> dict:
         """Bounds of every node's output (by name) for inputs in ``[lo, hi]``."""
-        bounds = {}
 
         def chain(node, box):
             return node.chain.interval(*box)[-1] if node.chain.layers else box
@@ -102,19 +103,10 @@ class GraphNetwork:
                 hi_sum = hi_sum + np.maximum(c * l, c * h)
             return lo_sum, hi_sum
 
-        values = {}
-        for node in self.nodes:
-            args = [values[name] for name in node.inputs]
-            if node.kind == "input":
-                values[node.name] = (np.asarray(lo, float), np.asarray(hi, float))
-            elif node.kind == "chain":
-                values[node.name] = chain(node, args[0])
-            elif node.kind == "sum":
-                values[node.name] = total(args, node)
-            else:
-                values[node.name] = (np.concatenate([a[0] for a in args]), np.concatenate([a[1] for a in args]))
-            bounds[node.name] = values[node.name]
-        return bounds
+        def stack(boxes):
+            return np.concatenate([b[0] for b in boxes]), np.concatenate([b[1] for b in boxes])
+
+        return self.walk((np.asarray(lo, float), np.asarray(hi, float)), chain, total, stack)
 
     def __str__(self):
         lines = [f"{self.name}: {self.n_in} -> {self.n_out}, {self.n_params:,} parameters, graph of {len(self.nodes)} nodes"]
