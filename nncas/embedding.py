@@ -5,6 +5,7 @@ One implementation for every sink: :func:`embed` returns the pieces of an nlp di
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import casadi as ca
@@ -18,7 +19,7 @@ from .formulation import Embedding, LayerHandle
 from .full_space import add_full_space, add_full_space_graph
 from .graph import GraphNetwork
 from .network import Network
-from .torch_import import from_torch
+from .torch_import import from_torch, parse_input_shape
 
 FORMULATIONS = ("full", "reduced", "graybox")
 BACKENDS = ("torch", "l4casadi")
@@ -109,12 +110,12 @@ def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, c
         raise InputError(f"relaxation must be a finite number >= 0 (the ReLU complementarity's epsilon), "
                          f"got {relaxation!r}.")
     if input_shape is not None:
-        _check_input_shape(input_shape, x.size1())
+        input_shape = _checked_input_shape(input_shape, x.size1())
     if not np.all(np.isfinite(x0)):
         raise InputError("the start point of x holds NaN or Inf (x0=, or opti.set_initial / set_value); "
                          "give finite start values.")
     if formulation == "graybox":
-        form = _graybox(_with_input_shape(net, input_shape, x.size1()), x, x0, new_symbol, backend, device,
+        form = _graybox(_with_input_shape(net, input_shape), x, x0, new_symbol, backend, device,
                         translations, graybox_output, oracle_options)
     else:
         if oracle_options:
@@ -195,21 +196,20 @@ def _translated(net, x, translations, input_shape) -> Network:
         raise
 
 
-def _check_input_shape(input_shape, rows: int) -> None:
-    try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError):
-        raise InputError(f"input_shape={input_shape!r}; give a tuple of sizes such as (1, 28, 28).") from None
-    if not shape or min(shape) < 1 or int(np.prod(shape)) != rows:
-        raise InputError(f"input_shape {shape} holds {int(np.prod(shape)) if shape else 0} entries, but x has "
-                         f"{rows} rows (one input per column, in torch's C order).")
+def _checked_input_shape(input_shape, rows: int) -> tuple:
+    """``input_shape`` parsed, and holding exactly x's rows."""
+    shape = parse_input_shape(input_shape)
+    if math.prod(shape) != rows:
+        raise InputError(f"input_shape {shape} holds {math.prod(shape)} entries, but x has {rows} rows "
+                         "(one input per column, in torch's C order).")
+    return shape
 
 
-def _with_input_shape(net, input_shape, n_in: int):
+def _with_input_shape(net, input_shape):
     """``net`` taking (K, n_in) rows: unflattened to ``input_shape`` first, the output flattened."""
     if input_shape is None or not isinstance(net, torch.nn.Module):
         return net
-    return torch.nn.Sequential(torch.nn.Unflatten(1, tuple(int(s) for s in input_shape)), net, torch.nn.Flatten())
+    return torch.nn.Sequential(torch.nn.Unflatten(1, input_shape), net, torch.nn.Flatten())
 
 
 def _check_config(config, network) -> dict:

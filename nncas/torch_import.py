@@ -208,17 +208,23 @@ def _is_graph(module: nn.Module, table: dict) -> bool:
     return not kind.__module__.startswith("torch.")
 
 
-def _input_shape(input_shape, n_in) -> Shape | None:
-    if input_shape is None:
-        if n_in is not None and (isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in < 1):
-            raise InputError(f"n_in={n_in!r}; give the number of inputs, a positive whole number.")
-        return None if n_in is None else (int(n_in),)
+def parse_input_shape(input_shape) -> Shape:
+    """``input_shape`` as a tuple of positive sizes, or a clear error."""
     try:
         shape = tuple(int(s) for s in input_shape)
     except (TypeError, ValueError):
         raise InputError(f"input_shape={input_shape!r}; give a tuple of sizes such as (1, 28, 28).") from None
     if not shape or min(shape) < 1:
         raise InputError(f"input_shape={input_shape!r}; give positive sizes such as (1, 28, 28).")
+    return shape
+
+
+def _input_shape(input_shape, n_in) -> Shape | None:
+    if input_shape is None:
+        if n_in is not None and (isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in < 1):
+            raise InputError(f"n_in={n_in!r}; give the number of inputs, a positive whole number.")
+        return None if n_in is None else (int(n_in),)
+    shape = parse_input_shape(input_shape)
     if n_in is not None and math.prod(shape) != n_in:
         raise InputError(f"input_shape {shape} holds {math.prod(shape)} entries, but the input has {n_in}.")
     return shape
