@@ -38,7 +38,8 @@ def ensure_surrogate(case: str, log=print):
     """``(net, meta, path)`` of the cached default surrogate of ``case``, made if absent."""
     load_case(case)  # a bad case fails here, before any sampling or training
     folder = cache_root() / "power"
-    path = folder / f"{case_key(case)}_surrogate_w{WIDTH}.h5"
+    key = case_key(case)
+    path = folder / f"{key}_surrogate_w{WIDTH}.h5"
     if path.is_file():
         net, meta = load_surrogate(path)
         return net, meta, path
@@ -49,7 +50,7 @@ def ensure_surrogate(case: str, log=print):
         log(f"no --model: training the default surrogate of {case} on the authors' samples -> {path}")
         data = load_data(case)
     else:
-        samples = path.with_name(path.name.replace("_surrogate_w100.h5", "_samples.h5"))
+        samples = folder / f"{key}_samples.h5"
         log(f"no --model: simulating {recipe['samples']} samples of {case} -> {samples}, then training "
             f"the default surrogate -> {path}")
         config = SampleConfig(case if case == "example" else str(Path(case).resolve()), **recipe["config"])

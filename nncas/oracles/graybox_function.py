@@ -51,6 +51,7 @@ class _Chain:
     def __init__(self, name, evaluator, n, m, K):
         self.name, self.ev, self.n, self.m, self.K = name, evaluator, n, m, K
         self.dense_u, self.dense_y = ca.Sparsity.dense(n, K), ca.Sparsity.dense(m, K)
+        self._sparsity: dict[int, list[ca.Sparsity]] = {}
 
     def function(self) -> BufferCallback:
         ev = self.ev
@@ -92,10 +93,13 @@ class _Chain:
 
     # second derivatives ----------------------------------------------------------------
     def _reverse_jacobian_sparsity(self, nadj: int) -> list[ca.Sparsity]:
-        """Blocks of the Jacobian of ADJ with respect to U, Y and the seeds."""
-        n, m, K = self.n, self.m, self.K
-        hessians = ca.repmat(block_diagonal(n, n, K), nadj, 1)
-        return [hessians, ca.Sparsity(n * K * nadj, m * K), block_diagonal(n, m, K * nadj)]
+        """Blocks of the Jacobian of ADJ with respect to U, Y and the seeds (built once per nadj:
+        CasADi asks block by block)."""
+        if nadj not in self._sparsity:
+            n, m, K = self.n, self.m, self.K
+            hessians = ca.repmat(block_diagonal(n, n, K), nadj, 1)
+            self._sparsity[nadj] = [hessians, ca.Sparsity(n * K * nadj, m * K), block_diagonal(n, m, K * nadj)]
+        return self._sparsity[nadj]
 
     def reverse_jacobian(self, nadj: int) -> BufferCallback:
         ev, n, m, K = self.ev, self.n, self.m, self.K
