@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from power.errors import CaseDataError
+from power.errors import CaseDataError, read_case_text
 from power.network import (
     Branch,
     Bus,
@@ -208,9 +208,4 @@ def _infinity_allowed(table: str, column: int) -> bool:
 def read_matpower(path: str | Path) -> Network:
     """Read a MATPOWER ``.m`` file into a checked :class:`Network`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise CaseDataError(str(path), None, "encoding", f"not UTF-8 text (byte {err.start}); save the file "
-                            "as UTF-8 or ASCII") from None
-    return read_matpower_text(text, str(path), path.stem)
+    return read_matpower_text(read_case_text(path), str(path), path.stem)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from power.errors import CaseDataError
+from power.errors import CaseDataError, read_case_text
 from power.network import (
     Branch,
     Bus,
@@ -466,11 +466,3 @@ def read_go_c1(raw: str | Path, rop: str | Path, inl: str | Path, con: str | Pat
     return go_c1_case_from_text(*(read_case_text(p) for p in paths), names=tuple(str(p) for p in paths),
                                 case_name=paths[0].stem)
 
-
-def read_case_text(path: Path) -> str:
-    """The text of a case file; a file that is not UTF-8 text is refused naming it."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise CaseDataError(str(path), None, "encoding", f"not UTF-8 text (byte {err.start}); save the file "
-                            "as UTF-8 or ASCII") from None

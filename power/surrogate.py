@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from nncas import AffineScaling
+from nncas.checks import learning_rate, whole_number
 from nncas.cli import BAD_INPUT, ArgumentParser, fail
 from nncas.devices import resolve_device
 from nncas.storage import check_output_path, read_weights, save_weights, torch_save_atomic
@@ -171,13 +172,11 @@ def _rmse(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def check_settings(epochs, lr, validation, checkpoint_every=1, threads=None) -> None:
     """Refuse settings that would train nothing or report NaN, before any work."""
-    for name, value in (("epochs", epochs), ("checkpoint_every", checkpoint_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive whole number, got {threads!r}.")
-    if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite positive learning rate, got {lr!r}.")
+    whole_number("epochs", epochs)
+    whole_number("checkpoint_every", checkpoint_every)
+    if threads is not None:
+        whole_number("threads", threads)
+    learning_rate("lr", lr)
     if not (isinstance(validation, (int, float)) and 0 < validation < 1):
         raise ValueError(f"validation must be a fraction in (0, 1) (the samples kept aside to check the fit), "
                          f"got {validation!r}.")

@@ -5,7 +5,6 @@ Softmax) with Adam over shuffled mini-batches. After every epoch the model and o
 to a checkpoint (``<out>.ckpt.pt``, written atomically); running the same command again resumes
 from it. The finished network goes to HDF5 (``vision.storage``) and the checkpoint is removed.
 """
-import math
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from nncas.checks import learning_rate, whole_number
 from nncas.cli import BAD_INPUT, ArgumentParser, fail
 from nncas.storage import check_output_path, torch_save_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
@@ -34,13 +34,10 @@ def accuracy(net, images, labels, batch=2000):
 
 def check_settings(epochs, seed, batch_size, lr) -> None:
     """Refuse settings that would train nothing or nonsense, before any work starts."""
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}.")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite positive learning rate (e.g. 1e-3), got {lr!r}.")
+    whole_number("epochs", epochs)
+    whole_number("batch_size", batch_size)
+    whole_number("seed", seed, minimum=0)
+    learning_rate("lr", lr)
 
 
 def train_classifier(width, data, epochs=4, seed=0, batch_size=128, lr=1e-3, checkpoint=None, log=print):
