@@ -36,7 +36,8 @@ def case(net):
     return x_ref, y_ref + 0.5 * (y_max - y_ref)
 
 
-def _solve_opti(net, case, formulation, route):
+def _opti_problem(net, case, formulation="graybox"):
+    """The route test's problem as an Opti; returns (opti, x, y)."""
     x_ref, threshold = case
     opti = ca.Opti()
     x = opti.variable(N_IN)
@@ -45,6 +46,11 @@ def _solve_opti(net, case, formulation, route):
     opti.subject_to(opti.bounded(-1, x, 1))
     opti.subject_to(y[TARGET] >= threshold)
     opti.minimize(ca.sumsqr(x - x_ref))
+    return opti, x, y
+
+
+def _solve_opti(net, case, formulation, route):
+    opti, x, _ = _opti_problem(net, case, formulation)
     if route == "opti":
         opti.solver("ipopt", TIGHT)
     else:
@@ -110,26 +116,14 @@ def test_graybox_on_a_parameter_and_in_the_objective(net, case):
     np.testing.assert_allclose(answers[0], answers[1], atol=1e-8)
 
 
-def _graybox_opti(net, case):
-    """The route test's problem as an Opti with a gray box; returns (opti, x, y)."""
-    x_ref, threshold = case
-    opti = ca.Opti()
-    x = opti.variable(N_IN)
-    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
-    opti.subject_to(opti.bounded(-1, x, 1))
-    opti.subject_to(y[TARGET] >= threshold)
-    opti.minimize(ca.sumsqr(x - x_ref))
-    return opti, x, y
-
-
 def test_a_copied_opti_solves(net, case, reference):
-    copy = _graybox_opti(net, case)[0].copy()
+    copy = _opti_problem(net, case)[0].copy()
     nncas.solver(copy, "ipopt", TIGHT)
     assert copy.solve().value(copy.f) == pytest.approx(reference[0], rel=1e-8)
 
 
 def _changing_problem(net, case):
-    opti, x, y = _graybox_opti(net, case)
+    opti, x, y = _opti_problem(net, case)
     nncas.solver(opti, "ipopt", TIGHT)
     return opti, x, y
 
@@ -156,14 +150,7 @@ def test_an_added_constraint_is_refused(net, case):
 
 
 def test_detect_simple_bounds_with_the_fast_path(net, case, reference):
-    x_ref, threshold = case
-    opti = ca.Opti()
-    x = opti.variable(N_IN)
-    opti.set_initial(x, x_ref)
-    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
-    opti.subject_to(opti.bounded(-1, x, 1))
-    opti.subject_to(y[TARGET] >= threshold)
-    opti.minimize(ca.sumsqr(x - x_ref))
+    opti = _opti_problem(net, case)[0]
     nncas.solver(opti, "ipopt", {**TIGHT, "detect_simple_bounds": True})
     sol = opti.solve()
     assert sol.value(opti.f) == pytest.approx(reference[0], rel=1e-8)
