@@ -12,7 +12,7 @@ STAMP := $(VENV)/.nncas-installed
 install: $(STAMP)
 
 # Order matters: torch first, then l4casadi compiled against that torch, then this project.
-$(STAMP): setup.cfg pyproject.toml Makefile
+$(STAMP): setup.cfg pyproject.toml Makefile nncas/kkt/dense_ldlt.c nncas/kkt/build.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
@@ -20,6 +20,7 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -c "import l4casadi" 2>/dev/null || \
 	  CMAKE_POLICY_VERSION_MINIMUM=3.5 $(PY) -m pip install -q --no-build-isolation $(L4CASADI_SPEC)
 	$(PY) -m pip install -q --no-build-isolation -e ".[dev]"
+	$(PY) -m nncas.kkt.build
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -37,4 +38,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.construction
 
 clean:
-	rm -rf $(VENV) _l4c_generated .pytest_cache
+	rm -rf $(VENV) _l4c_generated .pytest_cache nncas/kkt/libnncas_dense_ldlt.so

@@ -21,21 +21,26 @@ from dataclasses import asdict, dataclass
 import casadi as ca
 import numpy as np
 
+from . import kkt
 from .derivatives import UPPER_TRIANGLE_PLUGINS, derivative_functions
 from .errors import InputError, InputTypeError, StaleProblemError
 from .oracles.callback import BufferCallback
 from .threads import set_casadi_blas_threads
 
 
-def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None) -> ca.Function:
+def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
+           kkt_solver: str = "auto") -> ca.Function:
     """``casadi.nlpsol(name, plugin, nlp, options)`` with fast exact derivatives.
 
     ``nlp`` holds ``x`` and optionally ``p``, ``f``, ``g`` (MX or SX), as for ``casadi.nlpsol``.
     The returned solver evaluates gray boxes while the embeddings that made them live.
+    ``kkt_solver``: IPOPT's linear solver, "auto" (dense KKT matrices get nncas's dense
+    LDL^T), "dense" or "ipopt" (IPOPT's own options); see :mod:`nncas.kkt`.
     """
     x, p, f, g = _checked_nlp(nlp)
     _check_plugin(plugin, options)
     functions = derivative_functions(x, p, f, g, upper=plugin in UPPER_TRIANGLE_PLUGINS)
+    options = _with_kkt_solver(options, plugin, kkt_solver, functions)
     return ca.nlpsol(name, plugin, nlp, _with_functions(options, functions))
 
 
@@ -69,6 +74,12 @@ def _check_plugin(plugin, options) -> None:
         raise InputTypeError("options['cache'] must be a dict of CasADi Functions.")
 
 
+def _with_kkt_solver(options: dict | None, plugin: str, kkt_solver: str, functions: dict) -> dict:
+    shape = kkt.kkt_shape(functions["nlp_hess_l"].sparsity_out(0), functions["nlp_jac_g"].sparsity_out(1),
+                          bound_rows=bool((options or {}).get("detect_simple_bounds", False)))
+    return kkt.with_kkt_solver(options, kkt.choose(kkt_solver, plugin, options, shape))
+
+
 def _with_functions(options: dict | None, functions: dict) -> dict:
     options = dict(options or {})
     options["cache"] = {**options.get("cache", {}), **functions}
@@ -76,7 +87,8 @@ def _with_functions(options: dict | None, functions: dict) -> dict:
 
 
 def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
-           plugin_options: dict | None = None, blas_threads: int | None = None) -> float:
+           plugin_options: dict | None = None, blas_threads: int | None = None, *,
+           kkt_solver: str = "auto") -> float:
     """``opti.solver(plugin, options[, plugin_options])`` with fast exact derivatives; returns
     the construction seconds.
 
@@ -89,7 +101,7 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
 
     ``blas_threads``: set the threads of CasADi's own BLAS (IPOPT's linear algebra), which is
     process-wide (:mod:`nncas.threads`); 1 avoids a fight for the cores with a torch gray box on
-    the CPU. None (default) leaves it alone.
+    the CPU. None (default) leaves it alone. ``kkt_solver`` as for :func:`nlpsol`.
     """
     if not isinstance(opti, ca.Opti):
         raise InputTypeError(f"nncas.solver needs a casadi.Opti, got {type(opti).__name__}; for an nlp dict "
@@ -113,7 +125,8 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     # CasADi holds no reference to a Python callback: the Opti keeps its guards
     opti._nncas_guards = checks
     # the Opti's bounds on variables (opti.bounded(lo, x, hi)) reach IPOPT as bounds, not rows
-    opts = _with_functions({"record_time": True, "detect_simple_bounds": True, **(options or {})}, functions)
+    opts = {"record_time": True, "detect_simple_bounds": True, **(options or {})}
+    opts = _with_functions(_with_kkt_solver(opts, plugin, kkt_solver, functions), functions)
     if plugin_options is not None:
         opti.solver(plugin, opts, plugin_options)
     else:

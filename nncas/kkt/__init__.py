@@ -1,0 +1,135 @@
+r"""Which linear solver factorizes IPOPT's KKT matrix, and the dense one nncas ships.
+
+IPOPT solves, every iteration and often more than once (inertia correction), the symmetric
+indefinite system
+
+.. math:: K = \begin{bmatrix} W + \Sigma + \delta_w I & J^T \\ J & -\delta_c I \end{bmatrix}
+
+(W the Lagrangian Hessian, J the constraint Jacobian, slacks included). A reduced-space or
+gray-box network makes W dense: at 784 inputs K is a 785 x 785 matrix that is 99 % nonzero,
+where MUMPS's sparse machinery only adds cost. ``libnncas_dense_ldlt.so`` (``dense_ldlt.c``,
+built by ``make install``) factorizes K densely (scaled Bunch-Kaufman LDL^T, LAPACK ``dsytrf``)
+and reports its inertia; IPOPT loads it through MA27's run-time interface (``hsllib``).
+
+``kkt_solver`` of :func:`nncas.nlpsol` and :func:`nncas.solver`:
+
+- ``"auto"`` (default): the dense solver when K is dense — at most :data:`DENSE_ROWS_MAX` rows
+  and at least :data:`DENSE_FILL_MIN` of its lower triangle nonzero, estimated from the
+  sparsity of W and J — and the library is built; otherwise IPOPT's default (MUMPS). A
+  linear solver named in the options (``ipopt.linear_solver``, ``hsllib``, ``pardisolib``) wins.
+- ``"dense"``: the dense solver whatever the structure.
+- ``"ipopt"``: leave IPOPT's options as given (stock MUMPS unless they say otherwise).
+
+:func:`choose` tells which one a problem gets.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import casadi as ca
+import numpy as np
+
+from ..errors import InputError, InputTypeError, NncasError
+
+DENSE_ROWS_MAX = 5000
+DENSE_FILL_MIN = 0.3
+CHOICES = ("auto", "dense", "ipopt")
+LIBRARY = Path(__file__).with_name("libnncas_dense_ldlt.so")
+_USER_SOLVER_OPTIONS = ("linear_solver", "hsllib", "pardisolib")
+
+
+def dense_library() -> Path | None:
+    """The built dense solver, or None (build it with ``python -m nncas.kkt.build``)."""
+    return LIBRARY if LIBRARY.is_file() else None
+
+
+def dense_options() -> dict:
+    """IPOPT options that make the dense solver factorize the KKT matrix.
+
+    MA27's scaling (MC19) is not in the library, and its workspace factors are 1: the library
+    asks for exactly the n^2 + n + nz doubles it uses.
+    """
+    library = dense_library()
+    if library is None:
+        raise NncasError("the dense KKT solver is not built: run `python -m nncas.kkt.build` "
+                         "(make install does), or pass kkt_solver='ipopt'.")
+    return {"linear_solver": "ma27", "hsllib": str(library), "linear_system_scaling": "none",
+            "ma27_la_init_factor": 1.0, "ma27_liw_init_factor": 1.0}
+
+
+@dataclass(frozen=True)
+class KktShape:
+    """The size of IPOPT's KKT matrix, bounded from the NLP's sparsity: ``rows`` counts every
+    variable, every constraint row and a slack for each row that may be an inequality;
+    ``nonzeros`` the lower triangle's entries; ``fill`` their share of the triangle."""
+
+    rows: int
+    nonzeros: int
+
+    @property
+    def fill(self) -> float:
+        return self.nonzeros / (self.rows * (self.rows + 1) / 2) if self.rows else 0.0
+
+    @property
+    def dense(self) -> bool:
+        return 0 < self.rows <= DENSE_ROWS_MAX and self.fill >= DENSE_FILL_MIN
+
+
+def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = False) -> KktShape:
+    """The KKT shape for a Hessian sparsity (whole or one triangle) and a Jacobian sparsity.
+
+    ``bound_rows``: rows with a single entry become variable bounds (CasADi's
+    ``detect_simple_bounds``), so they do not count.
+    """
+    n = hessian.size1()
+    rows, cols = (np.asarray(index, dtype=np.int64) for index in hessian.get_triplet())
+    lower = np.unique(np.maximum(rows, cols) * n + np.minimum(rows, cols))
+    diagonal = np.count_nonzero(lower // n == lower % n)
+    per_row = np.bincount(np.asarray(jacobian.get_triplet()[0], dtype=np.int64), minlength=jacobian.size1())
+    kept = per_row[per_row != 1] if bound_rows else per_row
+    m = kept.size
+    return KktShape(rows=n + 2 * m, nonzeros=int(lower.size + (n - diagonal) + kept.sum() + 3 * m))
+
+
+def choose(kkt_solver: str, plugin: str, options: dict | None, shape: KktShape) -> str:
+    """``"dense"`` or ``"ipopt"``: what a solve with these arguments uses."""
+    if not isinstance(kkt_solver, str) or kkt_solver not in CHOICES:
+        raise InputError(f"kkt_solver={kkt_solver!r}; use one of {', '.join(map(repr, CHOICES))}.")
+    named = _user_solver_options(options or {})
+    if kkt_solver == "dense":
+        if plugin != "ipopt":
+            raise InputError(f"kkt_solver='dense' is for plugin 'ipopt', not {plugin!r}.")
+        if named:
+            raise InputError(f"kkt_solver='dense' and the options' {', '.join(named)} both choose a linear "
+                             "solver; drop one of them.")
+        dense_options()  # refuses when the library is not built
+        return "dense"
+    if kkt_solver == "ipopt" or plugin != "ipopt" or named or not shape.dense:
+        return "ipopt"
+    if dense_library() is None:
+        warnings.warn("nncas: the dense KKT solver is not built (python -m nncas.kkt.build); IPOPT uses "
+                      "its default linear solver.", stacklevel=3)
+        return "ipopt"
+    return "dense"
+
+
+def with_kkt_solver(options: dict | None, choice: str) -> dict:
+    """``options`` with the dense solver's IPOPT options added when ``choice`` is "dense"."""
+    options = dict(options or {})
+    if choice != "dense":
+        return options
+    extra = dense_options()
+    if isinstance(options.get("ipopt"), dict):
+        options["ipopt"] = {**options["ipopt"], **extra}
+    else:
+        options.update({f"ipopt.{key}": value for key, value in extra.items()})
+    return options
+
+
+def _user_solver_options(options: dict) -> list[str]:
+    nested = options.get("ipopt", {})
+    if not isinstance(nested, dict):
+        raise InputTypeError("options['ipopt'] must be a dict of IPOPT options.")
+    return [name for name in _USER_SOLVER_OPTIONS if f"ipopt.{name}" in options or name in nested]

@@ -1,0 +1,284 @@
+"""The dense KKT solver: the library's factorization and inertia against numpy, its MA27
+error codes, and IPOPT reaching the optima MUMPS reaches through it; which solver each
+problem gets and how users override the choice."""
+import ctypes
+
+import casadi as ca
+import numpy as np
+import pytest
+from torch import nn
+
+import nncas
+import zoo
+from nncas import kkt
+from nncas.kkt.build import build
+
+QUIET = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "ipopt.tol": 1e-10}
+
+pytestmark = pytest.mark.skipif(kkt.dense_library() is None, reason="the dense KKT solver is not built")
+
+
+class Ma27:
+    """The library's four MA27 entry points, called as IPOPT calls them."""
+
+    def __init__(self, path):
+        self.lib = ctypes.CDLL(str(path))
+        self.icntl = np.zeros(30, np.int32)
+        self.cntl = np.zeros(5)
+        self.lib.ma27id_(_p(self.icntl), _p(self.cntl))
+
+    def analyse(self, n, rows, cols):
+        self.n, self.rows, self.cols = ctypes.c_int(n), np.asarray(rows, np.int32) + 1, np.asarray(cols, np.int32) + 1
+        self.nz = ctypes.c_int(len(rows))
+        iw, ikeep, iw1 = np.zeros(2 * (2 * len(rows) + 3 * n + 1), np.int32), np.zeros(3 * n, np.int32), np.zeros(2 * n, np.int32)
+        nsteps, iflag, ops, info = ctypes.c_int(0), ctypes.c_int(0), ctypes.c_double(0), np.zeros(20, np.int32)
+        self.lib.ma27ad_(ctypes.byref(self.n), ctypes.byref(self.nz), _p(self.rows), _p(self.cols), _p(iw),
+                         ctypes.byref(ctypes.c_int(iw.size)), _p(ikeep), _p(iw1), ctypes.byref(nsteps), ctypes.byref(iflag),
+                         _p(self.icntl), _p(self.cntl), _p(info), ctypes.byref(ops))
+        self.nsteps = nsteps
+        return info
+
+    def factorize(self, values, la, liw):
+        self.a, self.iw = np.zeros(la), np.zeros(liw, np.int32)
+        self.a[:len(values)] = values
+        maxfrt, iw1, info = ctypes.c_int(0), np.zeros(2 * self.n.value, np.int32), np.zeros(20, np.int32)
+        self.lib.ma27bd_(ctypes.byref(self.n), ctypes.byref(self.nz), _p(self.rows), _p(self.cols), _p(self.a),
+                         ctypes.byref(ctypes.c_int(la)), _p(self.iw), ctypes.byref(ctypes.c_int(liw)), _p(np.zeros(3 * self.n.value, np.int32)),
+                         ctypes.byref(self.nsteps), ctypes.byref(maxfrt), _p(iw1), _p(self.icntl), _p(self.cntl), _p(info))
+        self.maxfrt = maxfrt
+        return info
+
+    def solve(self, rhs):
+        x, info = np.array(rhs, dtype=float), np.zeros(20, np.int32)
+        w = np.zeros(max(self.maxfrt.value, 1))
+        self.lib.ma27cd_(ctypes.byref(self.n), _p(self.a), ctypes.byref(ctypes.c_int(self.a.size)), _p(self.iw),
+                         ctypes.byref(ctypes.c_int(self.iw.size)), _p(w), ctypes.byref(self.maxfrt), _p(x),
+                         _p(np.zeros(self.nsteps.value, np.int32)), ctypes.byref(self.nsteps), _p(self.icntl), _p(info))
+        assert info[0] == 0
+        return x
+
+
+def _p(array):
+    return array.ctypes.data_as(ctypes.c_void_p)
+
+
+def _matrix(eigenvalues, seed=0, scale=None):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(len(eigenvalues),) * 2))
+    k = q @ np.diag(eigenvalues) @ q.T
+    if scale is not None:
+        k = scale[:, None] * k * scale[None, :]
+    return (k + k.T) / 2
+
+
+def _triplets(k, seed=1):
+    """Upper and lower entries mixed, in random order, some split into two summed duplicates."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.tril_indices(k.shape[0])
+    values = k[rows, cols]
+    swap = rng.random(rows.size) < 0.5
+    rows, cols = np.where(swap, cols, rows), np.where(swap, rows, cols)
+    split = rng.random(rows.size) < 0.2
+    part = values[split] * rng.uniform(-1, 2, split.sum())
+    rows, cols = np.r_[rows, rows[split]], np.r_[cols, cols[split]]
+    values = np.r_[values, part]
+    values[:split.size][split] -= part
+    order = rng.permutation(rows.size)
+    return rows[order], cols[order], values[order]
+
+
+@pytest.fixture(scope="module")
+def ma27():
+    return Ma27(kkt.dense_library())
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_factorization_gives_inertia_and_solution(ma27, scaled):
+    n, negative = 40, 13
+    eigenvalues = np.r_[np.linspace(0.5, 3, n - negative), -np.linspace(0.1, 5, negative)]
+    scale = 10.0 ** np.linspace(-5, 5, n) if scaled else None
+    k = _matrix(eigenvalues, scale=scale)
+    rows, cols, values = _triplets(k)
+    info = ma27.analyse(n, rows, cols)
+    assert info[0] == 0 and info[4] >= rows.size + n * n and info[5] >= n
+    info = ma27.factorize(values, int(info[4]), int(info[5]))
+    assert info[0] == 0
+    assert info[14] == negative
+    rhs = np.random.default_rng(3).normal(size=n)
+    x = ma27.solve(rhs)
+    backward_error = np.abs(k @ x - rhs) / (np.abs(k) @ np.abs(x) + np.abs(rhs))
+    assert backward_error.max() < 1e-12
+
+
+def test_two_by_two_pivots_count_one_negative_each(ma27):
+    """Zero diagonal blocks force Bunch-Kaufman's 2x2 pivots: [[0, b], [b, 0]] has one
+    negative and one positive eigenvalue."""
+    k = np.kron(np.eye(5), np.array([[0.0, 2.0], [2.0, 0.0]]))
+    rows, cols = np.nonzero(np.tril(k))
+    info = ma27.analyse(10, rows, cols)
+    info = ma27.factorize(k[rows, cols], int(info[4]), int(info[5]))
+    assert info[0] == 0 and info[14] == 5
+    np.testing.assert_allclose(ma27.solve(np.arange(10.0)), np.linalg.solve(k, np.arange(10.0)), atol=1e-12)
+
+
+def test_singular_matrix_reports_its_rank(ma27):
+    n = 12
+    k = np.zeros((n, n))
+    k[:10, :10] = _matrix(np.r_[np.ones(7), -np.ones(3)])  # two rows and columns of zeros
+    rows, cols = np.tril_indices(n)
+    info = ma27.analyse(n, rows, cols)
+    info = ma27.factorize(k[rows, cols], int(info[4]), int(info[5]))
+    assert info[0] == 3 and info[1] == n - 2  # MA27's rank-deficiency warning, with the rank
+
+
+def test_small_workspaces_are_refused_with_the_size_needed(ma27):
+    n = 6
+    rows, cols = np.tril_indices(n)
+    values = _matrix(np.arange(1.0, n + 1))[rows, cols]
+    info = ma27.analyse(n, rows, cols)
+    la, liw = int(info[4]), int(info[5])
+    short = ma27.factorize(values, la - 1, liw)
+    assert short[0] == -4 and short[1] == la
+    short = ma27.factorize(values, la, liw - 1)
+    assert short[0] == -3 and short[1] == liw
+    assert ma27.factorize(values, la, liw)[0] == 0
+
+
+def test_out_of_range_entries_are_reported(ma27):
+    assert ma27.analyse(3, [0, 1, 5], [0, 1, 2])[0:2].tolist() == [1, 1]
+
+
+def test_build_compiles_the_library(tmp_path):
+    path = build(tmp_path / "libdense.so")
+    assert Ma27(path).analyse(2, [0, 1], [0, 1])[0] == 0
+
+
+def _solve_both(nlp, args, **options):
+    """(objective, x) from IPOPT with the dense solver and with stock MUMPS."""
+    results = []
+    for choice in ("dense", "ipopt"):
+        S = nncas.nlpsol("S", "ipopt", nlp, {**QUIET, **options}, kkt_solver=choice)
+        result = S(**args)
+        assert S.stats()["success"], (choice, S.stats()["return_status"])
+        results.append((float(result["f"]), result["x"].full().ravel()))
+    return results
+
+
+def test_nonconvex_problem_with_inertia_correction_reaches_mumps_optimum():
+    """A nonconvex objective (negative curvature: IPOPT corrects the inertia), an equality and
+    an inequality: both solvers reach the same local optimum."""
+    x = ca.MX.sym("x", 6)
+    f = ca.sum1((1 - x) ** 2) - 3 * ca.sum1(ca.cos(2 * x)) + x[0] * x[3] * x[5]
+    g = ca.vertcat(ca.sumsqr(x) - 4, x[0] + 2 * x[1] - x[2] * x[4])
+    (f_dense, x_dense), (f_mumps, x_mumps) = _solve_both(
+        {"x": x, "f": f, "g": g}, {"x0": np.linspace(-1, 1, 6), "lbg": [-np.inf, 0.5], "ubg": [0, 0.5]})
+    assert f_dense == pytest.approx(f_mumps, rel=1e-8)
+    np.testing.assert_allclose(x_dense, x_mumps, atol=1e-6)
+
+
+def test_dependent_constraints_reach_mumps_optimum():
+    """Two copies of one equality: the KKT matrix is singular until IPOPT perturbs it."""
+    x = ca.MX.sym("x", 3)
+    row = x[0] + x[1] + x[2] - 1
+    (f_dense, x_dense), (f_mumps, x_mumps) = _solve_both(
+        {"x": x, "f": ca.sumsqr(x - ca.DM([1, 2, 3])), "g": ca.vertcat(row, 2 * row)},
+        {"x0": np.zeros(3), "lbg": 0, "ubg": 0})
+    assert f_dense == pytest.approx(f_mumps, rel=1e-8)
+    np.testing.assert_allclose(x_dense, [-2 / 3, 1 / 3, 4 / 3], atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return zoo.mlp([16, 12, 12, 3], nn.Tanh, head=lambda: nn.Softmax(dim=-1), seed=5)
+
+
+@pytest.fixture(scope="module")
+def case(net):
+    """A reference point and a class-2 score between its own and the best of 400 samples."""
+    rng = np.random.default_rng(4)
+    x_ref = rng.uniform(0.2, 0.8, 16)
+    network = nncas.from_torch(net)
+    y_ref, y_max = network.numpy(x_ref)[2], network.numpy(rng.uniform(0, 1, (16, 400)))[2].max()
+    return x_ref, y_ref + 0.5 * (y_max - y_ref)
+
+
+def _adversarial(net, case, formulation):
+    """Problem 7 in miniature: the nearest x in [0, 1]^16 whose class-2 score reaches the threshold."""
+    x_ref, threshold = case
+    x = ca.MX.sym("x", 16)
+    e = nncas.embed(net, x, formulation=formulation, x0=x_ref)
+    nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - x_ref), "g": ca.vertcat(e.g, e.y[2])}
+    args = {"x0": np.r_[x_ref, e.w0], "lbx": np.r_[np.zeros(16), e.lbw], "ubx": np.r_[np.ones(16), e.ubw],
+            "lbg": np.r_[e.lbg, threshold], "ubg": np.r_[e.ubg, np.inf]}
+    return nlp, args, e
+
+
+def _shape(nlp, detect_simple_bounds=False):
+    from nncas.derivatives import derivative_functions
+    functions = derivative_functions(nlp["x"], ca.MX(0, 1), nlp["f"], nlp["g"])
+    return kkt.kkt_shape(functions["nlp_hess_l"].sparsity_out(0), functions["nlp_jac_g"].sparsity_out(1),
+                         bound_rows=detect_simple_bounds)
+
+
+@pytest.mark.parametrize("formulation,expected", [("graybox", "dense"), ("reduced", "dense"), ("full", "ipopt")])
+def test_auto_picks_dense_for_dense_kkt_matrices(net, case, formulation, expected):
+    nlp, args, keep = _adversarial(net, case, formulation)
+    assert kkt.choose("auto", "ipopt", {}, _shape(nlp)) == expected
+    (f_dense, x_dense), (f_mumps, x_mumps) = _solve_both(nlp, args)
+    assert f_dense == pytest.approx(f_mumps, rel=1e-8)
+    np.testing.assert_allclose(x_dense[:16], x_mumps[:16], atol=1e-6)
+
+
+def test_opti_route_reaches_the_same_optimum(net, case):
+    x_ref, threshold = case
+    values = []
+    for choice in ("auto", "ipopt"):
+        opti = ca.Opti()
+        x = opti.variable(16)
+        opti.set_initial(x, x_ref)
+        y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
+        opti.subject_to(opti.bounded(0, x, 1))
+        opti.subject_to(y[2] >= threshold)
+        opti.minimize(ca.sumsqr(x - x_ref))
+        nncas.solver(opti, "ipopt", QUIET, kkt_solver=choice)
+        values.append(opti.solve().value(opti.f))
+    assert values[0] == pytest.approx(values[1], rel=1e-8)
+
+
+def test_box_rows_count_only_without_detect_simple_bounds(net):
+    """x's box as 16 rows makes the KKT matrix sparser; as bounds it is dense again."""
+    x = ca.MX.sym("x", 16)
+    e = nncas.embed(net, x, formulation="graybox")
+    many = ca.vertcat(e.y[2], x, x + 0)
+    nlp = {"x": x, "f": ca.sumsqr(x), "g": many}
+    rows_shape, bounds_shape = _shape(nlp), _shape(nlp, detect_simple_bounds=True)
+    assert rows_shape.rows == 16 + 2 * 33 and bounds_shape.rows == 16 + 2 * 1
+    assert bounds_shape.fill > rows_shape.fill
+
+
+def test_user_linear_solver_options_win():
+    dense = kkt.KktShape(rows=10, nonzeros=55)
+    assert dense.dense and kkt.choose("auto", "ipopt", {}, dense) == "dense"
+    assert kkt.choose("auto", "ipopt", {"ipopt.linear_solver": "mumps"}, dense) == "ipopt"
+    assert kkt.choose("auto", "ipopt", {"ipopt": {"hsllib": "libhsl.so"}}, dense) == "ipopt"
+    assert kkt.choose("auto", "sqpmethod", {}, dense) == "ipopt"
+    assert kkt.choose("ipopt", "ipopt", {}, dense) == "ipopt"
+    nested = kkt.with_kkt_solver({"ipopt": {"tol": 1e-9}}, "dense")
+    assert nested["ipopt"]["tol"] == 1e-9 and nested["ipopt"]["linear_solver"] == "ma27"
+    assert kkt.with_kkt_solver({"print_time": False}, "dense")["ipopt.hsllib"] == str(kkt.dense_library())
+
+
+@pytest.mark.parametrize("kkt_solver,plugin,options,match", [
+    ("fast", "ipopt", {}, "kkt_solver='fast'"),
+    ("dense", "sqpmethod", {}, "plugin 'ipopt'"),
+    ("dense", "ipopt", {"ipopt.linear_solver": "ma57"}, "linear_solver"),
+])
+def test_bad_choices_are_refused(kkt_solver, plugin, options, match):
+    with pytest.raises(nncas.InputError, match=match):
+        kkt.choose(kkt_solver, plugin, options, kkt.KktShape(rows=10, nonzeros=55))
+
+
+def test_kkt_solver_argument_is_checked():
+    x = ca.MX.sym("x", 2)
+    with pytest.raises(nncas.InputError, match="kkt_solver"):
+        nncas.nlpsol("S", "ipopt", {"x": x, "f": ca.sumsqr(x)}, QUIET, kkt_solver="umfpack")
