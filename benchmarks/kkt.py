@@ -3,16 +3,21 @@ against the dense-factorization limit, for problem 7 and problem 8, per linear s
 
 The limit is one dense LDL^T of the problem's n variables, n^3/3 flops, at the float64
 matrix-multiply rate R measured in the same run: ``limit_s = n^3 / (3 R)``. The ratio
-``IPOPT s per iteration / limit_s`` is what the linear-algebra work aims to bring down.
+``IPOPT s per iteration / limit_s`` is what the linear-algebra work aims to bring down. R is
+numpy's rate on all cores; ``ratio_1t`` uses the one-thread rate of SciPy's BLAS, the one the
+dense solver runs on.
 
 Layouts (gray box): ``rows`` (the box 0 <= x <= 1 as constraint rows, y variables: what an Opti
 gives without ``detect_simple_bounds``), ``bounds`` (the box as variable bounds, y variables)
 and ``expression`` (the box as bounds, y = NN(x) as an expression: no y variables or rows).
-Linear solvers: IPOPT's MUMPS and SPRAL (both in the casadi wheel), and HSL's when a library is
-named by ``--hsllib``.
+Linear solvers: ``dense`` (nncas's dense LDL^T, :mod:`nncas.kkt`), IPOPT's MUMPS and SPRAL
+(both in the casadi wheel), and HSL's when a library is named by ``--hsllib``. The last lines
+compare what nncas gives by default (the expression layout for a gray box, bounds otherwise,
+and the linear solver ``kkt_solver="auto"`` picks) with the stock configuration (MUMPS, rows).
 
-    python -m benchmarks.kkt [--mnist 128,512,1024] [--hawaii37 ../shared/hawaii37] [--solvers mumps,spral]
-                             [--layouts rows,bounds,expression] [--out docs/kkt_cpu]
+    python -m benchmarks.kkt [--mnist 128,512,1024] [--hawaii37 ../shared/hawaii37] [--solvers dense,mumps]
+                             [--formulations graybox,reduced,full] [--layouts rows,bounds,expression]
+                             [--out docs/kkt_cpu]
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import numpy as np
 
 import nncas
 from benchmarks.report import cpu_name
+from nncas import kkt
 from nncas.storage import write_text_atomic
 from nncas.threads import set_casadi_blas_threads
 
@@ -38,6 +44,24 @@ def matmul_rate(size: int = 1024, repeats: int = 5) -> float:
     a, b = np.random.default_rng(0).normal(size=(2, size, size))
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size ** 3 / best
+
+
+def matmul_rate_one_thread(size: int = 1024, repeats: int = 5) -> float:
+    """float64 FLOP/s of SciPy's BLAS (the dense solver's) on the calling thread alone."""
+    import ctypes
+
+    from scipy.linalg import blas
+
+    from nncas.kkt.build import _lapack
+    library = ctypes.CDLL(str(_lapack()[0]))
+    a, b = np.asfortranarray(np.random.default_rng(0).normal(size=(2, size, size)))
+    previous = library.openblas_set_num_threads_local(1)
+    try:
+        blas.dgemm(1.0, a, b)
+        best = min(_timed(lambda: blas.dgemm(1.0, a, b)) for _ in range(repeats))
+    finally:
+        library.openblas_set_num_threads_local(previous)
     return 2 * size ** 3 / best
 
 
@@ -89,13 +113,15 @@ def problem8(folder: str, layout: str):
 
 
 def measure(nlp, args, solver: str, options: dict) -> dict:
-    ipopt = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "record_time": True,
-             "ipopt.linear_solver": solver, **options}
-    S = nncas.nlpsol("S", "ipopt", nlp, ipopt)
+    ipopt = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "record_time": True, **options}
+    if solver == "dense":
+        S = nncas.nlpsol("S", "ipopt", nlp, ipopt, kkt_solver="dense")
+    else:
+        S = nncas.nlpsol("S", "ipopt", nlp, {**ipopt, "ipopt.linear_solver": solver}, kkt_solver="ipopt")
     result = S(**args)
     stats = nncas.problem_stats(S, result)
     iterations = max(stats.iterations, 1)
-    return {"status": stats.status, "objective": stats.objective, "iterations": stats.iterations,
+    return {"auto": kkt.choice(nlp), "status": stats.status, "objective": stats.objective, "iterations": stats.iterations,
             "n_variables": stats.n_variables, "n_constraints": stats.n_constraints,
             "total_s": stats.total_s, "ipopt_s": stats.solver_s, "ipopt_per_iteration_s": stats.solver_s / iterations,
             "hessian_s": stats.hessian_s}
@@ -107,7 +133,7 @@ def main(argv=None):
     parser.add_argument("--formulations", default="graybox,reduced", help="problem 7 formulations")
     parser.add_argument("--hawaii37", default=str(Path(__file__).resolve().parents[2] / "shared" / "hawaii37"),
                         help="Hawaii 37 case folder for problem 8 (skipped when absent; '' to skip)")
-    parser.add_argument("--solvers", default="mumps,spral")
+    parser.add_argument("--solvers", default="dense,mumps", help="dense, mumps, spral")
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
     parser.add_argument("--hsllib", help="an HSL library: adds ma27 and ma57")
     parser.add_argument("--out", help="write OUT.json and OUT.md")
@@ -119,9 +145,9 @@ def main(argv=None):
              for w in args.mnist.split(",") if w for f in args.formulations.split(",")]
     if args.hawaii37 and Path(args.hawaii37).is_dir():
         cells.append(("problem 8", "Hawaii 37", "graybox", lambda layout=None: problem8(args.hawaii37, layout)))
-    rate = matmul_rate()
+    rate, rate_1t = matmul_rate(), matmul_rate_one_thread()
     rows = []
-    print(f"float64 matmul rate {rate / 1e9:.1f} GFLOP/s; {cpu_name()}", flush=True)
+    print(f"float64 matmul rate {rate / 1e9:.1f} GFLOP/s, one thread {rate_1t / 1e9:.1f}; {cpu_name()}", flush=True)
     for problem, case, formulation, build in cells:
         layouts = [l for l in args.layouts.split(",")
                    if (formulation == "graybox" or l != "expression") and not (problem == "problem 8" and l == "rows")]
@@ -132,26 +158,52 @@ def main(argv=None):
                        "solver": solver, **measure(nlp, solve_args, solver, extra if solver.startswith("ma") else {})}
                 row["limit_s"] = row["n_variables"] ** 3 / (3 * rate)
                 row["ratio"] = row["ipopt_per_iteration_s"] / row["limit_s"]
+                row["ratio_1t"] = row["ipopt_per_iteration_s"] / (row["n_variables"] ** 3 / (3 * rate_1t))
                 rows.append(row)
                 print(f"{case:<11}{formulation:<9}{layout:<11}{solver:<7}{row['status']:<28}{row['iterations']:>5} it"
                       f"{1e3 * row['ipopt_per_iteration_s']:>9.1f} ms/it{row['ratio']:>8.1f} x limit"
+                      f"{row['ratio_1t']:>6.1f} x 1t"
                       f"{row['total_s']:>8.2f} s total  objective {row['objective']:.8g}", flush=True)
             del keep
+    for line in against_stock(rows):
+        print(line)
     if args.out:
-        write_text_atomic(f"{args.out}.json", json.dumps({"rate_flops": rate, "cpu": cpu_name(), "rows": rows},
-                                                         indent=1) + "\n")
-        write_text_atomic(f"{args.out}.md", markdown(rows, rate))
+        write_text_atomic(f"{args.out}.json", json.dumps({"rate_flops": rate, "rate_one_thread_flops": rate_1t,
+                                                          "cpu": cpu_name(), "rows": rows}, indent=1) + "\n")
+        write_text_atomic(f"{args.out}.md", markdown(rows, rate, rate_1t))
 
 
-def markdown(rows, rate) -> str:
+def against_stock(rows) -> list[str]:
+    """Per problem: the whole solve as nncas gives it by default (expression layout for a gray
+    box, else bounds; the solver "auto" picks) against MUMPS on the rows layout (stock)."""
+    lines = []
+    for key in dict.fromkeys((r["problem"], r["case"], r["formulation"]) for r in rows):
+        cell = {(r["layout"], r["solver"]): r for r in rows if (r["problem"], r["case"], r["formulation"]) == key}
+        layout = "expression" if key[2] == "graybox" else "bounds"
+        picked = next((r["auto"] for (l, _), r in cell.items() if l == layout), None)
+        default = cell.get((layout, "dense" if picked == "dense" else "mumps"))
+        stock = cell.get(("rows", "mumps"))
+        if stock and default:
+            lines.append(f"{' '.join(key)}: {layout} + {default['solver']} (auto) {default['total_s']:.2f} s against "
+                         f"rows + MUMPS {stock['total_s']:.2f} s: {default['total_s'] / stock['total_s']:.2f}x; "
+                         f"objectives differ by {abs(default['objective'] - stock['objective']) / abs(stock['objective']):.1e}"
+                         " (relative)")
+    return lines
+
+
+def markdown(rows, rate, rate_1t) -> str:
     lines = [f"IPOPT per iteration (total minus callbacks) against one dense LDL^T of the n variables "
-             f"(n^3/3 flops at {rate / 1e9:.1f} GFLOP/s, measured in the same run). {cpu_name()}.", "",
-             "| problem | case | formulation | layout | solver | status | iterations | n | IPOPT ms/it | limit ms | ratio | total s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"(n^3/3 flops at {rate / 1e9:.1f} GFLOP/s on all cores: ratio; at {rate_1t / 1e9:.1f} GFLOP/s on "
+             f"one thread: ratio 1t; both measured in the same run). {cpu_name()}.", "",
+             "| problem | case | formulation | layout | solver | auto picks | status | iterations | n | IPOPT ms/it "
+             "| limit ms | ratio | ratio 1t | total s | objective |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['problem']} | {r['case']} | {r['formulation']} | {r['layout']} | {r['solver']} | "
-                     f"{r['status']} | {r['iterations']} | {r['n_variables']} | {1e3 * r['ipopt_per_iteration_s']:.1f} | "
-                     f"{1e3 * r['limit_s']:.2f} | {r['ratio']:.1f} | {r['total_s']:.2f} |")
+                     f"{r['auto']} | {r['status']} | {r['iterations']} | {r['n_variables']} | {1e3 * r['ipopt_per_iteration_s']:.1f} | "
+                     f"{1e3 * r['limit_s']:.2f} | {r['ratio']:.1f} | {r['ratio_1t']:.1f} | {r['total_s']:.2f} | "
+                     f"{r['objective']:.10g} |")
+    lines += ["", *against_stock(rows)]
     return "\n".join(lines) + "\n"
 
 

@@ -75,9 +75,7 @@ def _check_plugin(plugin, options) -> None:
 
 
 def _with_kkt_solver(options: dict | None, plugin: str, kkt_solver: str, functions: dict) -> dict:
-    shape = kkt.kkt_shape(functions["nlp_hess_l"].sparsity_out(0), functions["nlp_jac_g"].sparsity_out(1),
-                          bound_rows=bool((options or {}).get("detect_simple_bounds", False)))
-    return kkt.with_kkt_solver(options, kkt.choose(kkt_solver, plugin, options, shape))
+    return kkt.with_kkt_solver(options, kkt.choose(kkt_solver, plugin, options, kkt.nlp_shape(functions, options)))
 
 
 def _with_functions(options: dict | None, functions: dict) -> dict:

@@ -216,14 +216,13 @@ def _adversarial(net, case, formulation):
 def _shape(nlp, detect_simple_bounds=False):
     from nncas.derivatives import derivative_functions
     functions = derivative_functions(nlp["x"], ca.MX(0, 1), nlp["f"], nlp["g"])
-    return kkt.kkt_shape(functions["nlp_hess_l"].sparsity_out(0), functions["nlp_jac_g"].sparsity_out(1),
-                         bound_rows=detect_simple_bounds)
+    return kkt.nlp_shape(functions, {"detect_simple_bounds": detect_simple_bounds})
 
 
 @pytest.mark.parametrize("formulation,expected", [("graybox", "dense"), ("reduced", "dense"), ("full", "ipopt")])
 def test_auto_picks_dense_for_dense_kkt_matrices(net, case, formulation, expected):
     nlp, args, keep = _adversarial(net, case, formulation)
-    assert kkt.choose("auto", "ipopt", {}, _shape(nlp)) == expected
+    assert kkt.choice(nlp) == expected
     (f_dense, x_dense), (f_mumps, x_mumps) = _solve_both(nlp, args)
     assert f_dense == pytest.approx(f_mumps, rel=1e-8)
     np.testing.assert_allclose(x_dense[:16], x_mumps[:16], atol=1e-6)

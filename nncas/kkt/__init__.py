@@ -20,7 +20,7 @@ and reports its inertia; IPOPT loads it through MA27's run-time interface (``hsl
 - ``"dense"``: the dense solver whatever the structure.
 - ``"ipopt"``: leave IPOPT's options as given (stock MUMPS unless they say otherwise).
 
-:func:`choose` tells which one a problem gets.
+:func:`choice` tells which one an NLP gets.
 """
 from __future__ import annotations
 
@@ -91,6 +91,23 @@ def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = Fa
     kept = per_row[per_row != 1] if bound_rows else per_row
     m = kept.size
     return KktShape(rows=n + 2 * m, nonzeros=int(lower.size + (n - diagonal) + kept.sum() + 3 * m))
+
+
+def nlp_shape(functions: dict, options: dict | None) -> KktShape:
+    """The KKT shape of an NLP from its derivative functions (``nlp_hess_l``, ``nlp_jac_g``)
+    and its nlpsol options (``detect_simple_bounds``)."""
+    return kkt_shape(functions["nlp_hess_l"].sparsity_out(0), functions["nlp_jac_g"].sparsity_out(1),
+                     bound_rows=bool((options or {}).get("detect_simple_bounds", False)))
+
+
+def choice(nlp: dict, plugin: str = "ipopt", options: dict | None = None, kkt_solver: str = "auto") -> str:
+    """``"dense"`` or ``"ipopt"``: the linear solver :func:`nncas.nlpsol` gives ``nlp`` (an nlp
+    dict) with these arguments."""
+    from ..derivatives import derivative_functions
+    from ..solve import _checked_nlp
+
+    x, p, f, g = _checked_nlp(nlp)
+    return choose(kkt_solver, plugin, options, nlp_shape(derivative_functions(x, p, f, g), options))
 
 
 def choose(kkt_solver: str, plugin: str, options: dict | None, shape: KktShape) -> str:

@@ -46,6 +46,7 @@ extern void LAPACK_NAME(LAPACK_PREFIX, dsytrs_)(const char *uplo, const int *n, 
 
 extern int openblas_set_num_threads_local(int threads);
 
+#define SYTRF_BLOCK 32
 #define MA27_ICNTL 30
 #define MA27_CNTL 5
 #define MA27_INFO 20
@@ -132,11 +133,10 @@ void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *
     }
     equilibrate(l, s, n);
 
-    int lapack_info = 0, lwork = -1;
-    double optimal = 0.0;
+    /* dsytrf's block size is lwork / n: 32 factored the 785-row KKT matrix of problem 7 about
+     * 10 % faster than LAPACK's default 64 on one thread (16-32 alike, 96-192 slower) */
+    int lapack_info = 0, lwork = n * SYTRF_BLOCK;
     const int threads = openblas_set_num_threads_local(1);
-    LAPACK_NAME(LAPACK_PREFIX, dsytrf_)("L", &n, l, &n, iw, &optimal, &lwork, &lapack_info, 1);
-    lwork = optimal > n ? (int)optimal : n;
     double *work = malloc((size_t)lwork * sizeof(double));
     if (!work) { openblas_set_num_threads_local(threads); info[0] = -7; return; }
     LAPACK_NAME(LAPACK_PREFIX, dsytrf_)("L", &n, l, &n, iw, work, &lwork, &lapack_info, 1);
