@@ -15,7 +15,6 @@ from nncas.kkt.build import build
 
 QUIET = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "ipopt.tol": 1e-10}
 
-pytestmark = pytest.mark.skipif(kkt.dense_library() is None, reason="the dense KKT solver is not built")
 
 
 class Ma27:
@@ -89,6 +88,7 @@ def _triplets(k, seed=1):
 
 @pytest.fixture(scope="module")
 def ma27():
+    assert kkt.dense_library() is not None, "the dense KKT solver is not built: make install (python -m nncas.kkt.build)"
     return Ma27(kkt.dense_library())
 
 
