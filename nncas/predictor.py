@@ -24,7 +24,8 @@ def add_predictor(opti: ca.Opti, net, x, *, formulation: str = "full", backend: 
     expressions of them; start values come from a forward pass at ``x``'s initial value
     (``opti.set_initial`` before calling). The options are :func:`nncas.embed`'s. Variable
     bounds of the embedding become ``opti.bounded`` constraints (variable bounds for IPOPT
-    with the ``detect_simple_bounds`` option).
+    with the ``detect_simple_bounds`` option, which :func:`nncas.solver` sets where the KKT
+    matrix is dense).
 
     Example
     -------

@@ -90,9 +90,10 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     """``opti.solver(plugin, options[, plugin_options])`` with fast exact derivatives; returns
     the construction seconds.
 
-    Bounds on variables reach the solver as bounds (CasADi's ``detect_simple_bounds``, on unless
-    ``options`` set it False). Call it once the problem is complete, and again after changing
-    it: ``opti.solve()`` refuses
+    Bounds on variables (``opti.bounded(lo, x, hi)``) reach the solver as bounds when IPOPT's
+    KKT matrix is dense, as rows when it is sparse (CasADi's ``detect_simple_bounds``, unless
+    ``options`` set it; see docs/kkt.md). Call it once the problem is complete, and again after
+    changing it: ``opti.solve()`` refuses
     a problem whose objective or constraints changed since (:class:`nncas.StaleProblemError`
     in the solver's output; CasADi's "nlp_jac_g must have ... rows" when the row count changed).
     ``options`` are CasADi nlpsol options (``"ipopt.tol"``, ``"detect_simple_bounds"``...).
@@ -122,8 +123,9 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
         checks.append(check)
     # CasADi holds no reference to a Python callback: the Opti keeps its guards
     opti._nncas_guards = checks
-    # the Opti's bounds on variables (opti.bounded(lo, x, hi)) reach IPOPT as bounds, not rows
-    opts = {"record_time": True, "detect_simple_bounds": True, **(options or {})}
+    opts = {"record_time": True, **(options or {})}
+    if "detect_simple_bounds" not in opts:
+        opts["detect_simple_bounds"] = kkt.bounds_as_bounds(functions)
     opts = _with_functions(_with_kkt_solver(opts, plugin, kkt_solver, functions), functions)
     if plugin_options is not None:
         opti.solver(plugin, opts, plugin_options)

@@ -244,6 +244,20 @@ def test_opti_route_reaches_the_same_optimum(net, case):
     assert values[0] == pytest.approx(values[1], rel=1e-8)
 
 
+@pytest.mark.parametrize("formulation,expected", [("graybox", True), ("reduced", True), ("full", False)])
+def test_opti_bounds_reach_ipopt_as_bounds_only_for_dense_kkt_matrices(net, formulation, expected):
+    """nncas.solver's default detect_simple_bounds: bounds where the KKT matrix is dense."""
+    from nncas.derivatives import derivative_functions
+    from nncas.solve import _opti_nlp
+    opti = ca.Opti()
+    x = opti.variable(16)
+    y, _ = nncas.add_predictor(opti, net, x, formulation=formulation)
+    opti.subject_to(opti.bounded(0, x, 1))
+    opti.subject_to(y[2] >= 0.5)
+    opti.minimize(ca.sumsqr(x))
+    assert kkt.bounds_as_bounds(derivative_functions(*_opti_nlp(opti))) is expected
+
+
 def test_box_rows_count_only_without_detect_simple_bounds(net):
     """x's box as 16 rows makes the KKT matrix sparser; as bounds it is dense again."""
     x = ca.MX.sym("x", 16)
