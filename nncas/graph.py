@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import casadi as ca
 import numpy as np
+import scipy.sparse
 import torch
 import torch.nn.functional as F
 
@@ -167,6 +168,8 @@ def from_fx(module: torch.nn.Module, shape: tuple, translate, name: str) -> Grap
             batch.add(node.name)
         elif node.op == "call_method" and node.target in ("view", "reshape"):
             _reshape_node(node, shapes, batch, chain, refuse)
+        elif node.op == "call_function" and node.target is operator.getitem:
+            _index_node(node, shapes, chain, refuse)
         elif node.op in ("call_function", "call_method"):
             _function_node(node, shapes, nodes, chain, refuse)
         elif node.op == "output":
@@ -193,16 +196,47 @@ def _batch_size(node, batch: set) -> bool:
 
 
 def _reshape_node(node, shapes, batch, chain, refuse) -> None:
-    """``x.view(batch, -1)``, ``x.reshape(-1, n)`` and the like: flattening, nothing to compute."""
+    """``x.view(batch, -1)``, ``x.reshape(-1, c, h, w)`` and the like: the batch axis stays, the
+    rest takes any shape of the same size. x's column is C-ordered, so nothing is computed."""
     source, sizes = node.args[0], list(node.args[1:])
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = list(sizes[0])
     n = math.prod(shapes[source.name])
     leading = sizes[0] if sizes else None
     keeps_batch = (isinstance(leading, torch.fx.Node) and leading.name in batch) or leading == -1
-    if len(sizes) != 2 or not keeps_batch or sizes[1] not in (-1, n):
-        refuse(node, f"reshapes to {sizes}; nncas embeds flattening reshapes (x.view(x.size(0), -1)) only")
-    chain(node, source.name, [], (n,))
+    rest = sizes[1:]
+    if not keeps_batch or not rest or any(not isinstance(d, int) for d in rest) or rest.count(-1) > 1:
+        refuse(node, f"reshapes to {sizes}; nncas embeds reshapes that keep the batch axis first "
+                     "(x.view(x.size(0), -1), x.reshape(-1, c, h, w))")
+    known = math.prod(d for d in rest if d != -1)
+    out_shape = tuple(n // known if d == -1 else d for d in rest)
+    if math.prod(out_shape) != n:
+        refuse(node, f"reshapes {n} entries per sample to {sizes}")
+    chain(node, source.name, [], out_shape)
+
+
+def _index_node(node, shapes, chain, refuse) -> None:
+    """``x[:, 2:5]``, ``x[..., ::2]``, ``x[:, 0]``: basic indexing that keeps the batch axis, as
+    a 0/1 selection matrix (an :class:`~nncas.layers.Affine` without trained weights)."""
+    source, index = node.args
+    index = index if isinstance(index, tuple) else (index,)
+    basic = all(isinstance(i, (int, slice)) or i is Ellipsis for i in index)
+    if not basic or any(isinstance(i, slice) and isinstance(v, torch.fx.Node)
+                        for i in index if isinstance(i, slice) for v in (i.start, i.stop, i.step)):
+        refuse(node, "indexes with lists, tensors or computed bounds; nncas embeds constant slices and integers")
+    if index and index[0] is Ellipsis:
+        per_sample = index
+    elif index and index[0] == slice(None):
+        per_sample = index[1:]
+    else:
+        refuse(node, "indexes the batch axis; keep it whole (x[:, ...])")
+    shape = shapes[source.name]
+    positions = np.arange(math.prod(shape)).reshape(shape)[per_sample]
+    picked = np.asarray(positions).reshape(-1)
+    selection = scipy.sparse.csr_matrix((np.ones(picked.size), (np.arange(picked.size), picked)),
+                                        shape=(picked.size, math.prod(shape)))
+    chain(node, source.name, [L.Affine(selection, np.zeros(picked.size), parameters=0)],
+          tuple(np.shape(positions)) or (1,))
 
 
 def _single_input(node, refuse) -> str:

@@ -49,6 +49,23 @@ class ReshapingCNN(nn.Module):
         return self.head(h.view(h.size(0), -1) + self.conv(x).reshape(x.shape[0], -1) * 0.5)
 
 
+class SlicingNet(nn.Module):
+    """Basic indexing and reshapes that keep the batch: a column split into a signal and an
+    image, strided and integer picks, an Ellipsis slice."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1d = nn.Conv1d(2, 3, 3, padding=1)
+        self.conv2d = nn.Conv2d(1, 2, 3, padding=1)
+        self.head = nn.Linear(3 * 8 // 2 + 2 * 4 * 4 // 4 + 1, 3)
+
+    def forward(self, x):
+        signal = torch.tanh(self.conv1d(x[:, :16].view(x.size(0), 2, 8)))[:, :, ::2]
+        image = torch.sigmoid(self.conv2d(x[:, 16:32].reshape(-1, 1, 4, 4)))[..., 1:3, 1:3]
+        picked = x[:, 5] * 2.0
+        return self.head(torch.cat([signal.flatten(1), image.flatten(1), picked.view(-1, 1)], dim=1))
+
+
 class Unsupported(nn.Module):
     def __init__(self):
         super().__init__()
@@ -59,7 +76,7 @@ class Unsupported(nn.Module):
 
 
 NETS = {"residual-mlp": (ResidualMLP, (4,)), "residual-cnn": (ResidualCNN, (2, 6, 6)),
-        "reshaping-cnn": (ReshapingCNN, (2, 6, 6))}
+        "reshaping-cnn": (ReshapingCNN, (2, 6, 6)), "slicing": (SlicingNet, (32,))}
 
 
 @pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
@@ -98,6 +115,23 @@ def test_a_residual_network_reaches_one_optimum_in_every_formulation():
     objectives = zoo.optima_in_every_formulation(net, x_ref, target, y_ref[target] + 0.05, input_bounds=(-2, 2))
     assert objectives[0] > 1e-4
     assert objectives == pytest.approx([objectives[0]] * 3, rel=1e-7)
+
+
+class BatchIndexing(nn.Module):
+    def forward(self, x):
+        return x[0:1] * 2.0
+
+
+class ListIndexing(nn.Module):
+    def forward(self, x):
+        return x[:, [1, 0, 2]]
+
+
+@pytest.mark.parametrize("kind,match", [(BatchIndexing, "indexes the batch axis"),
+                                        (ListIndexing, "indexes with lists")])
+def test_indexing_that_nncas_cannot_embed_is_refused(kind, match):
+    with pytest.raises(nncas.UnsupportedLayerError, match=match):
+        nncas.embed(kind().eval(), ca.MX.sym("x", 4), formulation="reduced")
 
 
 def test_an_unsupported_operation_names_the_node_and_suggests_the_graybox():
