@@ -70,12 +70,13 @@ def _matrix(eigenvalues, seed=0, scale=None):
     return (k + k.T) / 2
 
 
-def _triplets(k, seed=1):
-    """Upper and lower entries mixed, in random order, some split into two summed duplicates."""
+def _triplets(k, seed=1, upper_share=0.5):
+    """Entries of the upper triangle (a share of them) and of the lower, in random order, some
+    split into two summed duplicates."""
     rng = np.random.default_rng(seed)
     rows, cols = np.tril_indices(k.shape[0])
     values = k[rows, cols]
-    swap = rng.random(rows.size) < 0.5
+    swap = rng.random(rows.size) < upper_share
     rows, cols = np.where(swap, cols, rows), np.where(swap, rows, cols)
     split = rng.random(rows.size) < 0.2
     part = values[split] * rng.uniform(-1, 2, split.sum())
@@ -93,12 +94,14 @@ def ma27():
 
 
 @pytest.mark.parametrize("scaled", [False, True])
-def test_factorization_gives_inertia_and_solution(ma27, scaled):
+@pytest.mark.parametrize("upper_share", [0.0, 0.5, 1.0])
+def test_factorization_gives_inertia_and_solution(ma27, scaled, upper_share):
+    """Entries given in either triangle or both."""
     n, negative = 40, 13
     eigenvalues = np.r_[np.linspace(0.5, 3, n - negative), -np.linspace(0.1, 5, negative)]
     scale = 10.0 ** np.linspace(-5, 5, n) if scaled else None
     k = _matrix(eigenvalues, scale=scale)
-    rows, cols, values = _triplets(k)
+    rows, cols, values = _triplets(k, upper_share=upper_share)
     info = ma27.analyse(n, rows, cols)
     assert info[0] == 0 and info[4] >= rows.size + n * n and info[5] >= n
     info = ma27.factorize(values, int(info[4]), int(info[5]))
@@ -110,11 +113,12 @@ def test_factorization_gives_inertia_and_solution(ma27, scaled):
     assert backward_error.max() < 1e-12
 
 
-def test_two_by_two_pivots_count_one_negative_each(ma27):
+@pytest.mark.parametrize("triangle", [np.tril, np.triu])
+def test_two_by_two_pivots_count_one_negative_each(ma27, triangle):
     """Zero diagonal blocks force Bunch-Kaufman's 2x2 pivots: [[0, b], [b, 0]] has one
     negative and one positive eigenvalue."""
     k = np.kron(np.eye(5), np.array([[0.0, 2.0], [2.0, 0.0]]))
-    rows, cols = np.nonzero(np.tril(k))
+    rows, cols = np.nonzero(triangle(k))
     info = ma27.analyse(10, rows, cols)
     info = ma27.factorize(k[rows, cols], int(info[4]), int(info[5]))
     assert info[0] == 0 and info[14] == 5
