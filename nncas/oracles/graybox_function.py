@@ -123,6 +123,8 @@ class _Chain:
         n, m, K = self.n, self.m, self.K
         if iind == 1:
             return ca.Sparsity(m * K * n * K, m * K)
+        if K == 1:  # dense; built in C++ (the triplets of a 784-input network took 1.6 s)
+            return ca.Sparsity.dense(m * n, n)
         k, c, b, a = np.meshgrid(*(np.arange(s) for s in (K, n, n, m)), indexing="ij")
         rows = ((k * n + b) * m * K + k * m + a).ravel()
         cols = (k * n + c).ravel()
