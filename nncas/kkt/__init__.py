@@ -36,7 +36,7 @@ from ..errors import InputError, InputTypeError, NncasError
 DENSE_ROWS_MAX = 5000
 DENSE_FILL_MIN = 0.3
 CHOICES = ("auto", "dense", "ipopt")
-LIBRARY = Path(__file__).with_name("libnncas_dense_ldlt.so")
+LIBRARY = Path(__file__).resolve().with_name("libnncas_dense_ldlt.so")
 _USER_SOLVER_OPTIONS = ("linear_solver", "hsllib", "pardisolib")
 
 

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 from ..errors import NncasError
+from . import LIBRARY
 
-SOURCE = Path(__file__).with_name("dense_ldlt.c")
-LIBRARY = Path(__file__).with_name("libnncas_dense_ldlt.so")
+SOURCE = Path(__file__).resolve().with_name("dense_ldlt.c")
 
 
 def _lapack() -> tuple[Path, str]:

@@ -44,7 +44,15 @@ extern void LAPACK_NAME(LAPACK_PREFIX, dsytrs_)(const char *uplo, const int *n, 
                                                 const double *a, const int *lda, const int *ipiv,
                                                 double *b, const int *ldb, int *info, size_t uplo_len);
 
-extern int openblas_set_num_threads_local(int threads);
+/* OpenBLAS 0.3.27 and later; weak, so that an older BLAS loads the library too (its own
+ * thread count then applies) */
+extern int openblas_set_num_threads_local(int threads) __attribute__((weak));
+
+static int one_thread(void) { return openblas_set_num_threads_local ? openblas_set_num_threads_local(1) : 0; }
+static void restore_threads(int threads)
+{
+    if (openblas_set_num_threads_local) openblas_set_num_threads_local(threads);
+}
 
 #define SYTRF_BLOCK 32
 #define MA27_ICNTL 30
@@ -136,12 +144,12 @@ void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *
     /* dsytrf's block size is lwork / n: 32 factored the 785-row KKT matrix of problem 7 about
      * 10 % faster than LAPACK's default 64 on one thread (16-32 alike, 96-192 slower) */
     int lapack_info = 0, lwork = n * SYTRF_BLOCK;
-    const int threads = openblas_set_num_threads_local(1);
+    const int threads = one_thread();
     double *work = malloc((size_t)lwork * sizeof(double));
-    if (!work) { openblas_set_num_threads_local(threads); info[0] = -7; return; }
+    if (!work) { restore_threads(threads); info[0] = -7; return; }
     LAPACK_NAME(LAPACK_PREFIX, dsytrf_)("L", &n, l, &n, iw, work, &lwork, &lapack_info, 1);
     free(work);
-    openblas_set_num_threads_local(threads);
+    restore_threads(threads);
     if (lapack_info < 0) { info[0] = -7; info[1] = lapack_info; return; }
 
     const double tol = fmax(cntl[2], n * DBL_EPSILON);
@@ -172,9 +180,9 @@ void ma27cd_(int *n, double *a, int *la, int *iw, int *liw, double *w, int *maxf
     int lapack_info = 0;
     double *l = factor_of(a, *la, *n), *s = scaling_of(a, *la, *n);
     for (int i = 0; i < *n; ++i) rhs[i] *= s[i];
-    const int threads = openblas_set_num_threads_local(1);
+    const int threads = one_thread();
     LAPACK_NAME(LAPACK_PREFIX, dsytrs_)("L", n, &one, l, n, iw, rhs, n, &lapack_info, 1);
-    openblas_set_num_threads_local(threads);
+    restore_threads(threads);
     for (int i = 0; i < *n; ++i) rhs[i] *= s[i];
     info[0] = lapack_info < 0 ? -7 : 0;
 }
