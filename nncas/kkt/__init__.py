@@ -143,16 +143,17 @@ def choose(kkt_solver: str, plugin: str, options: dict | None, shape: KktShape) 
     return "dense"
 
 
-def with_kkt_solver(options: dict | None, choice: str) -> dict:
-    """``options`` with the dense solver's IPOPT options added when ``choice`` is "dense"."""
+def with_kkt_solver(options: dict | None, solver: str) -> dict:
+    """``options`` with the dense solver's IPOPT options added when ``solver`` is "dense"; the
+    user's own values of the others (``linear_system_scaling``, ``ma27_*``) stay."""
     options = dict(options or {})
-    if choice != "dense":
+    if solver != "dense":
         return options
     extra = dense_options()
     if isinstance(options.get("ipopt"), dict):
-        options["ipopt"] = {**options["ipopt"], **extra}
+        options["ipopt"] = {**extra, **options["ipopt"]}
     else:
-        options.update({f"ipopt.{key}": value for key, value in extra.items()})
+        options = {**{f"ipopt.{key}": value for key, value in extra.items()}, **options}
     return options
 
 
