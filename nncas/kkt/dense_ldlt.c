@@ -166,7 +166,7 @@ void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *
         }
     }
     *maxfrt = n;
-    info[8] = n * (n + 1) / 2;  /* reals holding the factor */
+    info[8] = (int)((long)n * (n + 1) / 2);  /* reals holding the factor */
     info[9] = n;                /* integers holding it */
     info[14] = negative;        /* NEIG */
     if (zero) { info[0] = 3; info[1] = n - zero; }  /* MA27's rank-deficiency warning, with the rank */
