@@ -41,7 +41,9 @@ def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
     _check_plugin(plugin, options)
     functions = derivative_functions(x, p, f, g, upper=plugin in UPPER_TRIANGLE_PLUGINS)
     options = _with_kkt_solver(options, plugin, kkt_solver, functions)
-    return ca.nlpsol(name, plugin, nlp, _with_functions(options, functions))
+    solver_function = ca.nlpsol(name, plugin, nlp, _with_functions(options, functions))
+    solver_function._nncas_linear_solver = _linear_solver_name(plugin, options)
+    return solver_function
 
 
 def _checked_nlp(nlp) -> tuple:
@@ -76,6 +78,17 @@ def _check_plugin(plugin, options) -> None:
 
 def _with_kkt_solver(options: dict | None, plugin: str, kkt_solver: str, functions: dict) -> dict:
     return kkt.with_kkt_solver(options, kkt.choose(kkt_solver, plugin, options, kkt.nlp_shape(functions, options)))
+
+
+def _linear_solver_name(plugin: str, options: dict) -> str:
+    """What factorizes IPOPT's KKT matrix under ``options``, for :class:`ProblemStats`."""
+    if plugin != "ipopt":
+        return ""
+    nested = options.get("ipopt", {}) if isinstance(options.get("ipopt"), dict) else {}
+    library = options.get("ipopt.hsllib", nested.get("hsllib"))
+    if library is not None and str(library) == str(kkt.LIBRARY):
+        return "dense LDLT (nncas)"
+    return str(options.get("ipopt.linear_solver", nested.get("linear_solver", "mumps")))
 
 
 def _with_functions(options: dict | None, functions: dict) -> dict:
@@ -126,7 +139,9 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     opts = {"record_time": True, **(options or {})}
     if "detect_simple_bounds" not in opts:
         opts["detect_simple_bounds"] = kkt.bounds_as_bounds(functions)
-    opts = _with_functions(_with_kkt_solver(opts, plugin, kkt_solver, functions), functions)
+    opts = _with_kkt_solver(opts, plugin, kkt_solver, functions)
+    opti._nncas_linear_solver = _linear_solver_name(plugin, opts)
+    opts = _with_functions(opts, functions)
     if plugin_options is not None:
         opti.solver(plugin, opts, plugin_options)
     else:
@@ -187,8 +202,10 @@ def _guarded(function: ca.Function, guard: _ProblemGuard, x) -> tuple[ca.Functio
 class ProblemStats:
     """Structure (paper Table 2) and time breakdown (paper Table 4) of a solved problem.
 
-    ``hess_nnz`` counts the upper triangle, as IPOPT stores it. Times are wall seconds;
-    ``solver_s`` is the total minus all callback time (linear algebra, line search, ...).
+    ``hess_nnz`` counts the upper triangle, as IPOPT stores it. ``linear_solver`` names what
+    factorized IPOPT's KKT matrix ("dense LDLT (nncas)", "mumps", ...; empty when the solver
+    was not built by nncas). Times are wall seconds; ``solver_s`` is the total minus all
+    callback time (linear algebra, line search, ...).
     """
 
     status: str
@@ -199,6 +216,7 @@ class ProblemStats:
     n_constraints: int
     jac_nnz: int
     hess_nnz: int
+    linear_solver: str
     total_s: float
     function_s: float
     gradient_s: float
@@ -219,7 +237,8 @@ class ProblemStats:
         shares = ", ".join(f"{k} {v:.0%}" for k, v in self.shares().items())
         return (f"{self.status}: objective {self.objective:.8g} in {self.iterations} iterations, "
                 f"{self.total_s:.3f} s ({shares}); {self.n_variables} variables, "
-                f"{self.n_constraints} constraints, Jacobian nnz {self.jac_nnz}, Hessian nnz {self.hess_nnz}")
+                f"{self.n_constraints} constraints, Jacobian nnz {self.jac_nnz}, Hessian nnz {self.hess_nnz}"
+                + (f"; linear solver {self.linear_solver}" if self.linear_solver else ""))
 
 
 def problem_stats(problem, result=None) -> ProblemStats:
@@ -251,6 +270,7 @@ def problem_stats(problem, result=None) -> ProblemStats:
         n_variables=nlp.size1_in(0), n_constraints=nlp.size1_in(nlp.index_in("lbg")),
         jac_nnz=_nnz(nlp, ("nlp_jac_g", 1), ("nlp_jac_fg", 3)),
         hess_nnz=_nnz(nlp, ("nlp_hess_l", 0)),
+        linear_solver=getattr(problem, "_nncas_linear_solver", ""),
         total_s=total,
         function_s=callbacks["nlp_f"] + callbacks["nlp_g"] + callbacks["nlp_fg"],
         gradient_s=callbacks["nlp_grad_f"],

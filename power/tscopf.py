@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
           + (f" ({args.backend}, {args.device})" if args.formulation == "graybox" else ""))
     print(f"status: {s.status}")
     print(f"objective: {s.objective:.6f} $/h")
-    print(f"iterations: {s.iterations}")
+    print(f"iterations: {s.iterations}" + (f" (KKT matrix: {s.linear_solver})" if s.linear_solver else ""))
     print(f"time: {s.total_s:.3f} s solve, {result.solver_setup_s:.3f} s solver setup, "
           f"{result.build_time_s:.3f} s build")
     print("breakdown: " + ", ".join(f"{k} {getattr(s, k + '_s'):.3f} s ({v:.0%})" for k, v in s.shares().items()))

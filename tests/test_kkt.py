@@ -160,10 +160,11 @@ def test_build_compiles_the_library(tmp_path):
 def _solve_both(nlp, args, **options):
     """(objective, x) from IPOPT with the dense solver and with stock MUMPS."""
     results = []
-    for choice in ("dense", "ipopt"):
+    for choice, name in (("dense", "dense LDLT (nncas)"), ("ipopt", "mumps")):
         S = nncas.nlpsol("S", "ipopt", nlp, {**QUIET, **options}, kkt_solver=choice)
         result = S(**args)
         assert S.stats()["success"], (choice, S.stats()["return_status"])
+        assert nncas.problem_stats(S, result).linear_solver == name
         results.append((float(result["f"]), result["x"].full().ravel()))
     return results
 
@@ -244,7 +245,9 @@ def test_opti_route_reaches_the_same_optimum(net, case):
         opti.subject_to(y[2] >= threshold)
         opti.minimize(ca.sumsqr(x - x_ref))
         nncas.solver(opti, "ipopt", QUIET, kkt_solver=choice)
-        values.append(opti.solve().value(opti.f))
+        sol = opti.solve()
+        values.append(sol.value(opti.f))
+        assert nncas.problem_stats(opti, sol).linear_solver == ("dense LDLT (nncas)" if choice == "auto" else "mumps")
     assert values[0] == pytest.approx(values[1], rel=1e-8)
 
 
