@@ -148,6 +148,15 @@ def test_small_workspaces_are_refused_with_the_size_needed(ma27):
     assert ma27.factorize(values, la, liw)[0] == 0
 
 
+def test_a_nan_entry_is_refused_with_its_position(ma27):
+    rows, cols = np.tril_indices(4)
+    values = _matrix(np.arange(1.0, 5.0))[rows, cols]
+    values[3] = np.nan
+    info = ma27.analyse(4, rows, cols)
+    info = ma27.factorize(values, int(info[4]), int(info[5]))
+    assert info[0] == -6 and info[1] == 4
+
+
 def test_out_of_range_entries_are_reported(ma27):
     assert ma27.analyse(3, [0, 1, 5], [0, 1, 2])[0:2].tolist() == [1, 1]
 

@@ -23,7 +23,8 @@
  *   A[la - n*n .. la)           the factor, column-major, lower triangle;
  *   IW[0 .. n)                  dsytrf's pivots.
  * ma27ad asks for LA >= nz + n*n + n (INFO(5)) and LIW >= n (INFO(6)); a smaller LA or LIW
- * at ma27bd returns IFLAG -4 or -3 with the size needed, as MA27 does.
+ * at ma27bd returns IFLAG -4 or -3 with the size needed, as MA27 does. A NaN or Inf entry
+ * returns IFLAG -6 with its position (IPOPT stops: its derivatives are not finite).
  */
 #include <float.h>
 #include <math.h>
@@ -133,6 +134,7 @@ void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *
     for (int k = 0; k < nz; ++k) {
         int i = irn[k], j = icn[k];
         if (i < 1 || i > n || j < 1 || j > n) continue;
+        if (!isfinite(a[k])) { info[0] = -6; info[1] = k + 1; return; }  /* NaN or Inf: which entry */
         int row = i > j ? i : j, col = i > j ? j : i;
         l[(size_t)(col - 1) * n + (row - 1)] += a[k];
         double v = fabs(a[k]);  /* row maxima of the entries as given (duplicates not summed) */
