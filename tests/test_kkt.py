@@ -242,6 +242,21 @@ def test_auto_picks_dense_for_dense_kkt_matrices(net, case, formulation, expecte
     np.testing.assert_allclose(x_dense[:16], x_mumps[:16], atol=1e-6)
 
 
+def test_independent_blocks_keep_mumps(net, case):
+    """A gray box batched over 3 samples, each with its own constraint: the KKT matrix is a
+    third full but three independent blocks, where MUMPS does a ninth of the dense flops."""
+    x_ref, threshold = case
+    x = ca.MX.sym("x", 16 * 3)
+    e = nncas.embed(net, ca.reshape(x, 16, 3), formulation="graybox")
+    nlp = {"x": x, "f": ca.sumsqr(x - np.tile(x_ref, 3)), "g": e.y[2, :].T}
+    shape = _shape(nlp)
+    assert shape.fill > kkt.DENSE_FILL_MIN and shape.blocks == (18, 18, 18)
+    assert kkt.choice(nlp) == "ipopt"
+    one = ca.MX.sym("one", 16)
+    single = {"x": one, "f": ca.sumsqr(one - x_ref), "g": nncas.embed(net, one, formulation="graybox").y[2]}
+    assert kkt.choice(single) == "dense"
+
+
 def test_opti_route_reaches_the_same_optimum(net, case):
     x_ref, threshold = case
     values = []
