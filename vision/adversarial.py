@@ -228,7 +228,8 @@ def main(argv=None):
     summary = report(result, meta, args.formulation, args.backend, args.device)
     print(f"{args.formulation} ({summary['backend'] or 'CasADi AD'}): {summary['status']}, objective "
           f"{summary['objective']:.6g}, {summary['iterations']} iterations, solve {result.solve_time:.2f} s "
-          f"(build {result.build_time:.2f} s); torch: p[{result.target}] = "
+          f"(build {result.build_time:.2f} s, KKT matrix: {result.stats.get('linear_solver') or 'IPOPT default'}); "
+          f"torch: p[{result.target}] = "
           f"{summary['target_probability']:.6f}, "
           f"predicted class {summary['predicted_class']}")
     if args.json:
