@@ -53,8 +53,8 @@ def matmul_rate_one_thread(size: int = 1024, repeats: int = 5) -> float:
 
     from scipy.linalg import blas
 
-    from nncas.kkt.build import _lapack
-    library = ctypes.CDLL(str(_lapack()[0]))
+    from nncas.kkt.build import scipy_lapack
+    library = ctypes.CDLL(str(scipy_lapack()[0]))
     a, b = np.asfortranarray(np.random.default_rng(0).normal(size=(2, size, size)))
     previous = library.openblas_set_num_threads_local(1)
     try:

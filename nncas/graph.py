@@ -221,8 +221,9 @@ def _index_node(node, shapes, chain, refuse) -> None:
     source, index = node.args
     index = index if isinstance(index, tuple) else (index,)
     basic = all(isinstance(i, (int, slice)) or i is Ellipsis for i in index)
-    if not basic or any(isinstance(i, slice) and isinstance(v, torch.fx.Node)
-                        for i in index if isinstance(i, slice) for v in (i.start, i.stop, i.step)):
+    computed = any(isinstance(v, torch.fx.Node)
+                   for i in index if isinstance(i, slice) for v in (i.start, i.stop, i.step))
+    if not basic or computed:
         refuse(node, "indexes with lists, tensors or computed bounds; nncas embeds constant slices and integers")
     if index and index[0] is Ellipsis:
         per_sample = index
@@ -230,11 +231,11 @@ def _index_node(node, shapes, chain, refuse) -> None:
         per_sample = index[1:]
     else:
         refuse(node, "indexes the batch axis; keep it whole (x[:, ...])")
-    shape = shapes[source.name]
-    positions = np.arange(math.prod(shape)).reshape(shape)[per_sample]
-    picked = np.asarray(positions).reshape(-1)
+    size = math.prod(shapes[source.name])
+    positions = np.arange(size).reshape(shapes[source.name])[per_sample]
+    picked = np.reshape(positions, -1)
     selection = scipy.sparse.csr_matrix((np.ones(picked.size), (np.arange(picked.size), picked)),
-                                        shape=(picked.size, math.prod(shape)))
+                                        shape=(picked.size, size))
     chain(node, source.name, [L.Affine(selection, np.zeros(picked.size), parameters=0)],
           tuple(np.shape(positions)) or (1,))
 

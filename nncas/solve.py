@@ -40,9 +40,9 @@ def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
     x, p, f, g = _checked_nlp(nlp)
     _check_plugin(plugin, options)
     functions = derivative_functions(x, p, f, g, upper=plugin in UPPER_TRIANGLE_PLUGINS)
-    options = _with_kkt_solver(options, plugin, kkt_solver, functions)
+    options, linear_solver = _with_kkt_solver(options, plugin, kkt_solver, kkt.nlp_shape(functions, options))
     solver_function = ca.nlpsol(name, plugin, nlp, _with_functions(options, functions))
-    solver_function._nncas_linear_solver = _linear_solver_name(plugin, options)
+    solver_function._nncas_linear_solver = linear_solver
     return solver_function
 
 
@@ -76,19 +76,11 @@ def _check_plugin(plugin, options) -> None:
         raise InputTypeError("options['cache'] must be a dict of CasADi Functions.")
 
 
-def _with_kkt_solver(options: dict | None, plugin: str, kkt_solver: str, functions: dict) -> dict:
-    return kkt.with_kkt_solver(options, kkt.choose(kkt_solver, plugin, options, kkt.nlp_shape(functions, options)))
-
-
-def _linear_solver_name(plugin: str, options: dict) -> str:
-    """What factorizes IPOPT's KKT matrix under ``options``, for :class:`ProblemStats`."""
-    if plugin != "ipopt":
-        return ""
-    nested = options.get("ipopt", {}) if isinstance(options.get("ipopt"), dict) else {}
-    library = options.get("ipopt.hsllib", nested.get("hsllib"))
-    if library is not None and str(library) == str(kkt.LIBRARY):
-        return "dense LDLT (nncas)"
-    return str(options.get("ipopt.linear_solver", nested.get("linear_solver", "mumps")))
+def _with_kkt_solver(options: dict | None, plugin: str, kkt_solver: str,
+                     shape: kkt.KktShape) -> tuple[dict, str]:
+    """``options`` with the KKT solver's IPOPT options, and the name of that solver."""
+    solver = kkt.choose(kkt_solver, plugin, options, shape)
+    return kkt.with_kkt_solver(options, solver), kkt.solver_name(plugin, options, solver)
 
 
 def _with_functions(options: dict | None, functions: dict) -> dict:
@@ -137,10 +129,12 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     # CasADi holds no reference to a Python callback: the Opti keeps its guards
     opti._nncas_guards = checks
     opts = {"record_time": True, **(options or {})}
+    shape = kkt.nlp_shape(functions, {"detect_simple_bounds": opts.get("detect_simple_bounds", True)})
     if "detect_simple_bounds" not in opts:
-        opts["detect_simple_bounds"] = kkt.bounds_as_bounds(functions)
-    opts = _with_kkt_solver(opts, plugin, kkt_solver, functions)
-    opti._nncas_linear_solver = _linear_solver_name(plugin, opts)
+        opts["detect_simple_bounds"] = kkt.bounds_as_bounds(shape)
+        if not opts["detect_simple_bounds"]:
+            shape = kkt.nlp_shape(functions, opts)
+    opts, opti._nncas_linear_solver = _with_kkt_solver(opts, plugin, kkt_solver, shape)
     opts = _with_functions(opts, functions)
     if plugin_options is not None:
         opti.solver(plugin, opts, plugin_options)

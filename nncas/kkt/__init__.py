@@ -82,10 +82,14 @@ class KktShape:
         return self.nonzeros / (self.rows * (self.rows + 1) / 2) if self.rows else 0.0
 
     @property
+    def dense_sized(self) -> bool:
+        """Small and full enough for the dense solver (before looking for independent blocks)."""
+        return 0 < self.rows <= DENSE_ROWS_MAX and self.fill >= DENSE_FILL_MIN
+
+    @property
     def dense(self) -> bool:
         blocks_cost = sum(float(b) ** 3 for b in self.blocks) or float(self.rows) ** 3
-        return (0 < self.rows <= DENSE_ROWS_MAX and self.fill >= DENSE_FILL_MIN
-                and float(self.rows) ** 3 <= BLOCK_COST_RATIO * blocks_cost)
+        return self.dense_sized and float(self.rows) ** 3 <= BLOCK_COST_RATIO * blocks_cost
 
 
 def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = False) -> KktShape:
@@ -97,7 +101,8 @@ def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = Fa
     n = hessian.size1()
     rows, cols = _triplet(hessian)
     lower = np.sort(np.maximum(rows, cols) * n + np.minimum(rows, cols))
-    lower = lower[np.r_[True, lower[1:] != lower[:-1]]] if lower.size else lower  # unique
+    # unique by sorting: numpy 2.4's hash-based np.unique took 0.24 s on 307k entries, this 0.01
+    lower = lower[np.r_[True, lower[1:] != lower[:-1]]] if lower.size else lower
     diagonal = np.count_nonzero(lower // n == lower % n)
     jac_rows, jac_cols = _triplet(jacobian)
     per_row = np.bincount(jac_rows, minlength=jacobian.size1())
@@ -105,7 +110,7 @@ def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = Fa
     kept = per_row[keep]
     m = kept.size
     shape = KktShape(rows=n + 2 * m, nonzeros=int(lower.size + (n - diagonal) + kept.sum() + 3 * m))
-    if not (shape.rows <= DENSE_ROWS_MAX and shape.fill >= DENSE_FILL_MIN):
+    if not shape.dense_sized:
         return shape
     # independent blocks: connected components of variables and rows (a slack joins its row)
     row_index = np.cumsum(keep) - 1 + n
@@ -132,15 +137,16 @@ def nlp_shape(functions: dict, options: dict | None) -> KktShape:
                      bound_rows=bool((options or {}).get("detect_simple_bounds", False)))
 
 
-def bounds_as_bounds(functions: dict) -> bool:
+def bounds_as_bounds(shape_with_bounds: KktShape) -> bool:
     """Whether single-entry rows (an Opti's ``opti.bounded``) should reach IPOPT as variable
-    bounds: yes when that leaves the KKT matrix dense, no when it is sparse.
+    bounds, given the KKT shape they leave as bounds: yes when it is dense, no when it is sparse
+    (rows then make it sparser still).
 
     Measured (docs/kkt.md): problem 7's gray box takes 35 iterations instead of 43 with bounds;
     the full space took 32 iterations and 2.85 s instead of 26 and 1.67 s at MNIST-128, and
     182 s instead of 65 s on the MNIST CNN, MUMPS being slower per iteration with bounds.
     """
-    return nlp_shape(functions, {"detect_simple_bounds": True}).dense
+    return shape_with_bounds.dense
 
 
 def choice(nlp: dict, plugin: str = "ipopt", options: dict | None = None, kkt_solver: str = "auto") -> str:
@@ -189,8 +195,27 @@ def with_kkt_solver(options: dict | None, solver: str) -> dict:
     return options
 
 
-def _user_solver_options(options: dict) -> list[str]:
+def solver_name(plugin: str, options: dict | None, solver: str) -> str:
+    """What factorizes IPOPT's KKT matrix for :func:`choose`'s ``solver`` and these options:
+    "dense LDLT (nncas)", the options' ``linear_solver``, or IPOPT's default "mumps"; empty
+    for other plugins."""
+    if plugin != "ipopt":
+        return ""
+    if solver == "dense":
+        return "dense LDLT (nncas)"
+    return str(_ipopt_options(options or {}).get("linear_solver", "mumps"))
+
+
+def _ipopt_options(options: dict) -> dict:
+    """The IPOPT options in nlpsol ``options``, given nested (``{"ipopt": {...}}``) or flat
+    (``"ipopt.name"``)."""
     nested = options.get("ipopt", {})
     if not isinstance(nested, dict):
         raise InputTypeError("options['ipopt'] must be a dict of IPOPT options.")
-    return [name for name in _USER_SOLVER_OPTIONS if f"ipopt.{name}" in options or name in nested]
+    flat = {key[len("ipopt."):]: value for key, value in options.items() if key.startswith("ipopt.")}
+    return {**nested, **flat}
+
+
+def _user_solver_options(options: dict) -> list[str]:
+    given = _ipopt_options(options)
+    return [name for name in _USER_SOLVER_OPTIONS if name in given]

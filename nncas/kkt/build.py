@@ -20,7 +20,7 @@ from . import LIBRARY
 SOURCE = Path(__file__).resolve().with_name("dense_ldlt.c")
 
 
-def _lapack() -> tuple[Path, str]:
+def scipy_lapack() -> tuple[Path, str]:
     """SciPy's bundled LAPACK and the prefix of its symbols ('scipy_' or '')."""
     import scipy
 
@@ -38,7 +38,7 @@ def _lapack() -> tuple[Path, str]:
 
 def build(target: Path = LIBRARY) -> Path:
     """Compile and link the library to ``target``; returns it."""
-    lapack, prefix = _lapack()
+    lapack, prefix = scipy_lapack()
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise NncasError("no C compiler (cc or gcc) found; install one, or set CC, and run "
