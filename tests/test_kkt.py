@@ -190,6 +190,19 @@ def test_nonconvex_problem_with_inertia_correction_reaches_mumps_optimum():
     np.testing.assert_allclose(x_dense, x_mumps, atol=1e-6)
 
 
+def test_plain_casadi_nlpsol_takes_the_dense_solver():
+    """The library is an IPOPT option set, usable without nncas's helpers."""
+    x = ca.MX.sym("x", 6)
+    nlp = {"x": x, "f": ca.sum1((1 - x) ** 2) - 3 * ca.sum1(ca.cos(2 * x)), "g": ca.sumsqr(x) - 4}
+    objectives = []
+    for extra in ({}, kkt.dense_options()):
+        S = ca.nlpsol("S", "ipopt", nlp, {"print_time": False, "ipopt": {"print_level": 0, "sb": "yes", **extra}})
+        result = S(x0=np.linspace(-1, 1, 6), lbg=-np.inf, ubg=0)
+        assert S.stats()["success"]
+        objectives.append(float(result["f"]))
+    assert objectives[0] == pytest.approx(objectives[1], rel=1e-8)
+
+
 def test_dependent_constraints_reach_mumps_optimum():
     """Two copies of one equality: the KKT matrix is singular until IPOPT perturbs it."""
     x = ca.MX.sym("x", 3)
