@@ -29,22 +29,27 @@ class Ma27:
     def analyse(self, n, rows, cols):
         self.n, self.rows, self.cols = ctypes.c_int(n), np.asarray(rows, np.int32) + 1, np.asarray(cols, np.int32) + 1
         self.nz = ctypes.c_int(len(rows))
-        iw, ikeep, iw1 = np.zeros(2 * (2 * len(rows) + 3 * n + 1), np.int32), np.zeros(3 * n, np.int32), np.zeros(2 * n, np.int32)
+        iw, iw1 = np.zeros(2 * (2 * len(rows) + 3 * n + 1), np.int32), np.zeros(2 * n, np.int32)
+        self.ikeep = np.zeros(3 * n, np.int32)  # kept from the analysis to the factorizations, as IPOPT does
         nsteps, iflag, ops, info = ctypes.c_int(0), ctypes.c_int(0), ctypes.c_double(0), np.zeros(20, np.int32)
         self.lib.ma27ad_(ctypes.byref(self.n), ctypes.byref(self.nz), _p(self.rows), _p(self.cols), _p(iw),
-                         ctypes.byref(ctypes.c_int(iw.size)), _p(ikeep), _p(iw1), ctypes.byref(nsteps), ctypes.byref(iflag),
+                         ctypes.byref(ctypes.c_int(iw.size)), _p(self.ikeep), _p(iw1), ctypes.byref(nsteps), ctypes.byref(iflag),
                          _p(self.icntl), _p(self.cntl), _p(info), ctypes.byref(ops))
         self.nsteps = nsteps
         return info
 
-    def factorize(self, values, la, liw):
+    def factorize(self, values, la, liw, grow=True):
+        """MA27BD; with ``grow``, called again with the size asked for after IFLAG -3 or -4 (as
+        IPOPT does when rows leave the eliminated block at the pivot test)."""
         self.a, self.iw = np.zeros(la), np.zeros(liw, np.int32)
         self.a[:len(values)] = values
         maxfrt, iw1, info = ctypes.c_int(0), np.zeros(2 * self.n.value, np.int32), np.zeros(20, np.int32)
         self.lib.ma27bd_(ctypes.byref(self.n), ctypes.byref(self.nz), _p(self.rows), _p(self.cols), _p(self.a),
-                         ctypes.byref(ctypes.c_int(la)), _p(self.iw), ctypes.byref(ctypes.c_int(liw)), _p(np.zeros(3 * self.n.value, np.int32)),
+                         ctypes.byref(ctypes.c_int(la)), _p(self.iw), ctypes.byref(ctypes.c_int(liw)), _p(self.ikeep),
                          ctypes.byref(self.nsteps), ctypes.byref(maxfrt), _p(iw1), _p(self.icntl), _p(self.cntl), _p(info))
         self.maxfrt = maxfrt
+        if grow and info[0] in (-3, -4):
+            return self.factorize(values, int(info[1]) if info[0] == -4 else la, int(info[1]) if info[0] == -3 else liw)
         return info
 
     def solve(self, rhs):
@@ -103,7 +108,7 @@ def test_factorization_gives_inertia_and_solution(ma27, scaled, upper_share):
     k = _matrix(eigenvalues, scale=scale)
     rows, cols, values = _triplets(k, upper_share=upper_share)
     info = ma27.analyse(n, rows, cols)
-    assert info[0] == 0 and info[4] >= rows.size + n * n and info[5] >= n
+    assert info[0] == 0 and info[4] >= rows.size + n and info[5] >= n
     info = ma27.factorize(values, int(info[4]), int(info[5]))
     assert info[0] == 0
     assert info[14] == negative
@@ -141,9 +146,9 @@ def test_small_workspaces_are_refused_with_the_size_needed(ma27):
     values = _matrix(np.arange(1.0, n + 1))[rows, cols]
     info = ma27.analyse(n, rows, cols)
     la, liw = int(info[4]), int(info[5])
-    short = ma27.factorize(values, la - 1, liw)
+    short = ma27.factorize(values, la - 1, liw, grow=False)
     assert short[0] == -4 and short[1] == la
-    short = ma27.factorize(values, la, liw - 1)
+    short = ma27.factorize(values, la, liw - 1, grow=False)
     assert short[0] == -3 and short[1] == liw
     assert ma27.factorize(values, la, liw)[0] == 0
 

@@ -3,28 +3,50 @@
  *
  * IPOPT loads MA27 at run time from the library named by its option `hsllib` and calls
  * ma27id (defaults), ma27ad (analysis), ma27bd (factorization, with the inertia in INFO(15))
- * and ma27cd (one solve per right-hand side). This library answers those four calls with a
- * dense LDL^T factorization with Bunch-Kaufman pivoting (LAPACK dsytrf/dsytrs):
+ * and ma27cd (one solve per right-hand side). This library answers those four calls.
  *
- *   S K S = P L D L^T P^T,   S = diag(s),  s_i = 1 / sqrt(max_j |K_ij|),
+ * Scaling. S = diag(s), s_i = 1 / sqrt(max_j |K_ij|), brings every row's largest entry near 1,
+ * so that one pivot tolerance serves all rows; S is a congruence, so S K S has K's inertia.
  *
- * a symmetric scaling that brings every row's largest entry near 1 (one pass; the maxima are
- * taken while the triplets are summed into the dense triangle), so that a pivot counts as zero
- * when |d| <= max(CNTL(3), n eps) in every row alike. D holds 1x1 and 2x2 blocks; their
- * eigenvalue signs give the inertia (Sylvester's law of inertia: S is a congruence).
+ * Eliminating a diagonal block first. Rows whose only coupling to each other is the diagonal
+ * (chosen at the analysis from the sparsity: greedily in row order, a row joins the set E when
+ * it has a diagonal entry and no neighbour in E) are eliminated before anything else. With the
+ * permuted, scaled matrix [D  C^T; C  B] (D diagonal on E):
  *
- * The factorization runs on one OpenBLAS thread, set for the calling thread only and restored
- * after (openblas_set_num_threads_local): IPOPT's linear algebra alternates with the torch
- * oracle on the same cores, and OpenBLAS's idle threads would spin against torch's.
+ *   [D C^T; C B] = [I 0; C D^-1 I] [D 0; 0 B - C D^-1 C^T] [I D^-1 C^T; 0 I],
  *
- * Everything lives in the caller's arrays, so the library keeps no state:
- *   A[0 .. nz)                  the triplet values IPOPT writes before each ma27bd;
- *   A[la - n*n - n .. la - n*n) the scaling s;
- *   A[la - n*n .. la)           the factor, column-major, lower triangle;
- *   IW[0 .. n)                  dsytrf's pivots.
- * ma27ad asks for LA >= nz + n*n + n (INFO(5)) and LIW >= n (INFO(6)); a smaller LA or LIW
- * at ma27bd returns IFLAG -4 or -3 with the size needed, as MA27 does. A NaN or Inf entry
- * returns IFLAG -6 with its position (IPOPT stops: its derivatives are not finite).
+ * and the Schur complement is formed as B - P^T sign(D) P with P = |D|^-1/2 C^T (one SYRK per
+ * run of E's rows whose pivots share a sign). A row stays in E at a factorization only when
+ * its pivot passes Bunch-Kaufman's test for an unpivoted 1x1 pivot, |d| >= alpha max_j |c_j|
+ * (alpha = (1 + sqrt 17) / 8); one that fails joins the rest and the entries are gathered
+ * again. E's rows do not touch one another, so each one's column is its original one, and the
+ * whole is a Bunch-Kaufman factorization in a particular order, with its growth bound. The
+ * Schur complement is factorized by LAPACK dsytrf (Bunch-Kaufman, blocked) and solved by
+ * dsytrs. When a network's first layer is lifted into variables and rows, E holds the input
+ * variables (their Hessian is diagonal), and the dense part shrinks from the input size to
+ * twice the layer's width.
+ *
+ * Inertia: the negative entries of D plus the signs of the Schur complement's 1x1 and 2x2
+ * pivot blocks (Sylvester's law of inertia). A zero pivot is reported as MA27 reports rank
+ * deficiency (INFO(1) = 3, INFO(2) = rank), so IPOPT's inertia correction works as with MA27.
+ *
+ * The BLAS runs on one OpenBLAS thread, set for the calling thread only and restored after
+ * (openblas_set_num_threads_local): IPOPT's linear algebra alternates with the torch oracle on
+ * the same cores, and OpenBLAS's idle threads would spin against torch's.
+ *
+ * Everything lives in the caller's arrays, so the library keeps no state (e = rows in E,
+ * b = n - e the rest):
+ *   A[0 .. nz)                      the triplet values IPOPT writes before each ma27bd;
+ *   A[la - n b - 2n .. la - 2n)     P (e x b, column-major), then the Schur complement's
+ *                                   factor (b x b, column-major, lower triangle);
+ *   A[la - 2n .. la - n)            the scaling s;  A[la - n .. la - n + e) sign(d) |d|^-1/2;
+ *   IKEEP[0 .. n)                   1 for a row the analysis puts in E;
+ *   IW[0 .. n)                      dsytrf's pivots;  IW[n .. 2n) where each row went
+ *                                   (k >= 0: row k of the rest; -1 - k: E's k-th);  IW[2n]: e.
+ * ma27ad asks for LA >= nz + 2n + n b (INFO(5), b from the analysis) and LIW >= 2n + 1
+ * (INFO(6)); a smaller LA or LIW at ma27bd (for instance when rows leave E at the pivot test)
+ * returns IFLAG -4 or -3 with the size needed, as MA27 does, and IPOPT grows the array. A NaN
+ * or Inf entry returns IFLAG -6 with its position (IPOPT stops: its derivatives are not finite).
  */
 #include <float.h>
 #include <math.h>
@@ -37,13 +59,18 @@
 #endif
 #define LAPACK_CONCAT(prefix, name) prefix##name
 #define LAPACK_NAME(prefix, name) LAPACK_CONCAT(prefix, name)
+#define LAPACK(name) LAPACK_NAME(LAPACK_PREFIX, name)
 
-extern void LAPACK_NAME(LAPACK_PREFIX, dsytrf_)(const char *uplo, const int *n, double *a, const int *lda,
-                                                int *ipiv, double *work, const int *lwork, int *info,
-                                                size_t uplo_len);
-extern void LAPACK_NAME(LAPACK_PREFIX, dsytrs_)(const char *uplo, const int *n, const int *nrhs,
-                                                const double *a, const int *lda, const int *ipiv,
-                                                double *b, const int *ldb, int *info, size_t uplo_len);
+extern void LAPACK(dsytrf_)(const char *uplo, const int *n, double *a, const int *lda, int *ipiv, double *work,
+                            const int *lwork, int *info, size_t uplo_len);
+extern void LAPACK(dsytrs_)(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
+                            const int *ipiv, double *b, const int *ldb, int *info, size_t uplo_len);
+extern void LAPACK(dsyrk_)(const char *uplo, const char *trans, const int *n, const int *k, const double *alpha,
+                           const double *a, const int *lda, const double *beta, double *c, const int *ldc,
+                           size_t uplo_len, size_t trans_len);
+extern void LAPACK(dgemv_)(const char *trans, const int *m, const int *n, const double *alpha, const double *a,
+                           const int *lda, const double *x, const int *incx, const double *beta, double *y,
+                           const int *incy, size_t trans_len);
 
 /* OpenBLAS 0.3.27 and later; weak, so that an older BLAS loads the library too (its own
  * thread count then applies) */
@@ -59,11 +86,27 @@ static void restore_threads(int threads)
 #define MA27_ICNTL 30
 #define MA27_CNTL 5
 #define MA27_INFO 20
+#define BUNCH_KAUFMAN_ALPHA 0.64038820320220756872 /* (1 + sqrt 17) / 8 */
 
-static double *factor_of(double *a, int la, int n) { return a + ((size_t)la - (size_t)n * (size_t)n); }
-static double *scaling_of(double *a, int la, int n) { return factor_of(a, la, n) - n; }
+static size_t values_needed(int n, int nz, int b) { return (size_t)nz + 2 * (size_t)n + (size_t)n * (size_t)b; }
+static int integers_needed(int n) { return 2 * n + 1; }
 
-static size_t values_needed(int n, int nz) { return (size_t)nz + (size_t)n * (size_t)n + (size_t)n; }
+/* The arrays' regions (see the header) */
+typedef struct {
+    int n, e, b;
+    double *p, *schur, *s, *r;
+    int *pivots, *where;
+} Layout;
+
+static Layout layout_of(double *a, int la, int *iw, int n, int e)
+{
+    Layout f = {n, e, n - e, NULL, NULL, NULL, NULL, iw, iw + n};
+    f.r = a + (size_t)la - (size_t)n;
+    f.s = f.r - n;
+    f.schur = f.s - (size_t)f.b * (size_t)f.b;
+    f.p = f.schur - (size_t)e * (size_t)f.b;
+    return f;
+}
 
 void ma27id_(int *icntl, double *cntl)
 {
@@ -75,34 +118,61 @@ void ma27id_(int *icntl, double *cntl)
     cntl[2] = 0.0;     /* pivots of modulus <= CNTL(3) count as zero (besides n eps) */
 }
 
+/* E from the sparsity: greedily in row order, a row with a diagonal entry and no neighbour
+ * already in E. Returns E's size, or -1 when memory runs out. */
+static int eliminated_rows(int n, int nz, const int *irn, const int *icn, int *in_e)
+{
+    int *start = calloc((size_t)n + 1, sizeof(int)), *neighbours = malloc(2 * (size_t)nz * sizeof(int) + 1);
+    char *diagonal = calloc((size_t)n, 1), *blocked = calloc((size_t)n, 1);
+    int e = -1;
+    if (!start || !neighbours || !diagonal || !blocked) goto done;
+    for (int k = 0; k < nz; ++k) {
+        int i = irn[k] - 1, j = icn[k] - 1;
+        if (i < 0 || i >= n || j < 0 || j >= n) continue;
+        if (i == j) diagonal[i] = 1;
+        else { ++start[i + 1]; ++start[j + 1]; }
+    }
+    for (int i = 0; i < n; ++i) start[i + 1] += start[i];
+    for (int k = 0; k < nz; ++k) {
+        int i = irn[k] - 1, j = icn[k] - 1;
+        if (i < 0 || i >= n || j < 0 || j >= n || i == j) continue;
+        neighbours[start[i]++] = j;
+        neighbours[start[j]++] = i;
+    }
+    for (int i = n; i > 0; --i) start[i] = start[i - 1];  /* back to the row starts */
+    start[0] = 0;
+    e = 0;
+    for (int i = 0; i < n; ++i) {
+        in_e[i] = diagonal[i] && !blocked[i];
+        if (!in_e[i]) continue;
+        ++e;
+        for (int k = start[i]; k < start[i + 1]; ++k) blocked[neighbours[k]] = 1;
+    }
+done:
+    free(start); free(neighbours); free(diagonal); free(blocked);
+    return e;
+}
+
 void ma27ad_(int *n, int *nz, const int *irn, const int *icn, int *iw, int *liw, int *ikeep, int *iw1,
              int *nsteps, int *iflag, int *icntl, double *cntl, int *info, double *ops)
 {
-    (void)iw; (void)liw; (void)ikeep; (void)iw1; (void)iflag; (void)icntl; (void)cntl;
+    (void)iw; (void)liw; (void)iw1; (void)iflag; (void)icntl; (void)cntl;
     memset(info, 0, MA27_INFO * sizeof(int));
     if (*n < 1) { info[0] = -1; info[1] = *n; return; }
     if (*nz < 0) { info[0] = -2; info[1] = *nz; return; }
     int outside = 0;
     for (int k = 0; k < *nz; ++k)
         if (irn[k] < 1 || irn[k] > *n || icn[k] < 1 || icn[k] > *n) ++outside;
-    size_t need = values_needed(*n, *nz);
+    int e = eliminated_rows(*n, *nz, irn, icn, ikeep);
+    if (e < 0) { info[0] = -7; return; }
+    int b = *n - e;
+    size_t need = values_needed(*n, *nz, b);
     if (need > (size_t)2147483647) { info[0] = -4; info[1] = 2147483647; return; }
     if (outside) { info[0] = 1; info[1] = outside; }  /* MA27's warning: such entries are ignored */
     *nsteps = 1;
-    info[4] = (int)need;       /* NRLNEC: reals needed */
-    info[5] = *n;              /* NIRNEC: integers needed */
-    *ops = (double)*n * (double)*n * (double)*n / 3.0;
-}
-
-/* s_i = 1/sqrt(max_j |K_ij|) from the row maxima, then the triangle scaled to S K S. */
-static void equilibrate(double *l, double *s, int n)
-{
-    for (int i = 0; i < n; ++i) s[i] = s[i] > 0.0 ? 1.0 / sqrt(s[i]) : 1.0;
-    for (int j = 0; j < n; ++j) {
-        double *column = l + (size_t)j * n;
-        const double sj = s[j];
-        for (int i = j; i < n; ++i) column[i] *= s[i] * sj;
-    }
+    info[4] = (int)need;               /* NRLNEC: reals needed */
+    info[5] = integers_needed(*n);     /* NIRNEC: integers needed */
+    *ops = (double)e * b * b + (double)b * b * b / 3.0;
 }
 
 /* The eigenvalue signs of a symmetric 2x2 block [p q; q r]. */
@@ -118,73 +188,212 @@ static void count_block(double p, double q, double r, double tol, int *negative,
     }
 }
 
+static int inside(int i, int j, int n) { return i >= 1 && i <= n && j >= 1 && j <= n; }
+
+/* Where each row goes for the rows in E (flags): k >= 0 row k of the rest, -1 - k E's k-th.
+ * Returns E's size. */
+static int place_rows(int n, const int *in_e, int *where)
+{
+    int e = 0, rest = 0;
+    for (int i = 0; i < n; ++i) where[i] = in_e[i] ? -1 - e++ : rest++;
+    return e;
+}
+
+/* The unscaled entries summed into P (C^T), the rest's lower triangle and E's pivots (in the
+ * sign-carrying slot r), with the row maxima of the entries as given (duplicates not summed)
+ * in s. Returns 0, or the 1-based position of the first entry that is not finite. */
+static int gather(int n, int nz, const int *irn, const int *icn, const double *a, Layout *f)
+{
+    const int e = f->e, b = f->b;
+    memset(f->p, 0, ((size_t)e * b + (size_t)b * b) * sizeof(double));
+    for (int i = 0; i < n; ++i) f->s[i] = 0.0;
+    for (int k = 0; k < e; ++k) f->r[k] = 0.0;
+    for (int k = 0; k < nz; ++k) {
+        int i = irn[k], j = icn[k];
+        if (!inside(i, j, n)) continue;
+        --i; --j;
+        const double v = a[k], size = fabs(v);
+        if (!(size <= DBL_MAX)) return k + 1;  /* NaN or Inf */
+        if (size > f->s[i]) f->s[i] = size;
+        if (size > f->s[j]) f->s[j] = size;
+        const int wi = f->where[i], wj = f->where[j];
+        if (wi >= 0 && wj >= 0) {
+            const int row = wi > wj ? wi : wj, col = wi > wj ? wj : wi;
+            f->schur[(size_t)col * b + row] += v;
+        } else if (wi < 0 && wj >= 0) {
+            f->p[(size_t)wj * e + (-1 - wi)] += v;
+        } else if (wj < 0 && wi >= 0) {
+            f->p[(size_t)wi * e + (-1 - wj)] += v;
+        } else if (i == j) {
+            f->r[-1 - wi] += v;
+        }  /* two rows of E: only the diagonal (E's rows have no other entries among them) */
+    }
+    for (int i = 0; i < n; ++i) f->s[i] = f->s[i] > 0.0 ? 1.0 / sqrt(f->s[i]) : 1.0;
+    return 0;
+}
+
+/* Scales everything to S K S and tests E's pivots: a row of E whose |d| <= tol or
+ * |d| < alpha max_j |c_j| loses its flag in in_e. Returns how many lost it; when none did,
+ * r holds sign(d) |d|^-1/2 and P is scaled by |d|^-1/2 row by row. */
+static int scale_and_test(int n, Layout *f, double tol, int *in_e)
+{
+    const int e = f->e, b = f->b;
+    double *e_scale = malloc(((size_t)e + 1) * sizeof(double)), *column_max = calloc((size_t)e + 1, sizeof(double));
+    if (!e_scale || !column_max) { free(e_scale); free(column_max); return -1; }
+    double *rest_scale = malloc(((size_t)b + 1) * sizeof(double));
+    if (!rest_scale) { free(e_scale); free(column_max); return -1; }
+    for (int i = 0; i < n; ++i) {
+        if (f->where[i] < 0) e_scale[-1 - f->where[i]] = f->s[i];
+        else rest_scale[f->where[i]] = f->s[i];
+    }
+    for (int col = 0; col < b; ++col) {
+        double *lower = f->schur + (size_t)col * b;
+        const double sc = rest_scale[col];
+        for (int row = col; row < b; ++row) lower[row] *= rest_scale[row] * sc;
+        double *c = f->p + (size_t)col * e;
+        for (int k = 0; k < e; ++k) {
+            c[k] *= e_scale[k] * sc;
+            if (fabs(c[k]) > column_max[k]) column_max[k] = fabs(c[k]);
+        }
+    }
+    int failed = 0;
+    for (int i = 0; i < n; ++i) {
+        if (f->where[i] >= 0) continue;
+        const int k = -1 - f->where[i];
+        const double d = f->r[k] * e_scale[k] * e_scale[k];
+        if (fabs(d) <= tol || fabs(d) < BUNCH_KAUFMAN_ALPHA * column_max[k]) { in_e[i] = 0; ++failed; }
+        f->r[k] = copysign(1.0 / sqrt(fabs(d)), d);
+    }
+    if (!failed)
+        for (int col = 0; col < b; ++col) {
+            double *c = f->p + (size_t)col * e;
+            for (int k = 0; k < e; ++k) c[k] *= fabs(f->r[k]);
+        }
+    free(e_scale); free(column_max); free(rest_scale);
+    return failed;
+}
+
+/* y -= P^T sign(r) x: one GEMV per run of E rows whose pivots share a sign. */
+static void subtract_signed(const Layout *f, const double *x, double *y)
+{
+    const int e = f->e, b = f->b, one = 1;
+    const double plus = 1.0;
+    for (int start = 0, end; start < e; start = end) {
+        const int negative = f->r[start] < 0;
+        for (end = start + 1; end < e && (f->r[end] < 0) == negative; ++end) {}
+        const int rows = end - start;
+        const double alpha = negative ? 1.0 : -1.0;
+        LAPACK(dgemv_)("T", &rows, &b, &alpha, f->p + start, &e, x + start, &one, &plus, y, &one, 1);
+    }
+}
+
+/* S = B - P^T sign(r) P: one SYRK per run of E rows whose pivots share a sign. */
+static void schur_complement(const Layout *f)
+{
+    const int e = f->e, b = f->b;
+    const double plus = 1.0;
+    for (int start = 0, end; start < e; start = end) {
+        const int negative = f->r[start] < 0;
+        for (end = start + 1; end < e && (f->r[end] < 0) == negative; ++end) {}
+        const int rows = end - start;
+        const double alpha = negative ? 1.0 : -1.0;
+        LAPACK(dsyrk_)("L", "T", &b, &rows, &alpha, f->p + start, &e, &plus, f->schur, &b, 1, 1);
+    }
+}
+
 void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *la, int *iw, int *liw,
              int *ikeep, int *nsteps, int *maxfrt, int *iw1, int *icntl, double *cntl, int *info)
 {
-    (void)ikeep; (void)nsteps; (void)iw1; (void)icntl;
+    (void)nsteps; (void)iw1; (void)icntl;
     const int n = *n_, nz = *nz_;
     memset(info, 0, MA27_INFO * sizeof(int));
-    if (*liw < n) { info[0] = -3; info[1] = n; return; }
-    size_t need = values_needed(n, nz);
-    if ((size_t)*la < need) { info[0] = -4; info[1] = (int)need; return; }
-
-    double *l = factor_of(a, *la, n), *s = scaling_of(a, *la, n);
-    for (int j = 0; j < n; ++j) memset(l + (size_t)j * n + j, 0, (size_t)(n - j) * sizeof(double));
-    for (int i = 0; i < n; ++i) s[i] = 0.0;
-    for (int k = 0; k < nz; ++k) {
-        int i = irn[k], j = icn[k];
-        if (i < 1 || i > n || j < 1 || j > n) continue;
-        if (!isfinite(a[k])) { info[0] = -6; info[1] = k + 1; return; }  /* NaN or Inf: which entry */
-        int row = i > j ? i : j, col = i > j ? j : i;
-        l[(size_t)(col - 1) * n + (row - 1)] += a[k];
-        double v = fabs(a[k]);  /* row maxima of the entries as given (duplicates not summed) */
-        s[row - 1] = fmax(s[row - 1], v);
-        s[col - 1] = fmax(s[col - 1], v);
+    if (*liw < integers_needed(n)) { info[0] = -3; info[1] = integers_needed(n); return; }
+    const double tol = fmax(cntl[2], n * DBL_EPSILON);
+    int *in_e = malloc((size_t)n * sizeof(int));
+    if (!in_e) { info[0] = -7; return; }
+    memcpy(in_e, ikeep, (size_t)n * sizeof(int));
+    Layout f;
+    for (;;) {  /* twice at most: rows that fail the pivot test leave E, the others pass again */
+        const int e = place_rows(n, in_e, iw + n);
+        size_t need = values_needed(n, nz, n - e);
+        if ((size_t)*la < need) {
+            free(in_e);
+            info[0] = -4;
+            info[1] = need > (size_t)2147483647 ? 2147483647 : (int)need;
+            return;
+        }
+        f = layout_of(a, *la, iw, n, e);
+        int bad = gather(n, nz, irn, icn, a, &f);
+        if (bad) { free(in_e); info[0] = -6; info[1] = bad; return; }
+        int failed = scale_and_test(n, &f, tol, in_e);
+        if (failed < 0) { free(in_e); info[0] = -7; return; }
+        if (!failed) break;
     }
-    equilibrate(l, s, n);
+    free(in_e);
+    iw[2 * n] = f.e;
+    const int b = f.b;
 
-    /* dsytrf's block size is lwork / n: 32 factored the 785-row KKT matrix of problem 7 about
-     * 10 % faster than LAPACK's default 64 on one thread (16-32 alike, 96-192 slower) */
-    int lapack_info = 0, lwork = n * SYTRF_BLOCK;
     const int threads = one_thread();
-    double *work = malloc((size_t)lwork * sizeof(double));
-    if (!work) { restore_threads(threads); info[0] = -7; return; }
-    LAPACK_NAME(LAPACK_PREFIX, dsytrf_)("L", &n, l, &n, iw, work, &lwork, &lapack_info, 1);
-    free(work);
+    int lapack_info = 0, negative = 0, zero = 0;
+    for (int k = 0; k < f.e; ++k) negative += f.r[k] < 0;
+    if (f.e > 0 && b > 0) schur_complement(&f);
+    if (b > 0) {
+        /* dsytrf's block size is lwork / b: 32 factored the 785-row KKT matrix of problem 7
+         * about 10 % faster than LAPACK's default 64 on one thread (16-32 alike, 96-192 slower) */
+        int lwork = b * SYTRF_BLOCK;
+        double *work = malloc((size_t)lwork * sizeof(double));
+        if (!work) { restore_threads(threads); info[0] = -7; return; }
+        LAPACK(dsytrf_)("L", &b, f.schur, &b, f.pivots, work, &lwork, &lapack_info, 1);
+        free(work);
+    }
     restore_threads(threads);
     if (lapack_info < 0) { info[0] = -7; info[1] = lapack_info; return; }
 
-    const double tol = fmax(cntl[2], n * DBL_EPSILON);
-    int negative = 0, zero = 0;
-    for (int k = 0; k < n;) {
-        double p = l[(size_t)k * n + k];
-        if (iw[k] > 0) {
+    for (int k = 0; k < b;) {
+        double p = f.schur[(size_t)k * b + k];
+        if (f.pivots[k] > 0) {
             if (fabs(p) <= tol) ++zero;
             else if (p < 0) ++negative;
             k += 1;
         } else {
-            count_block(p, l[(size_t)k * n + k + 1], l[(size_t)(k + 1) * n + k + 1], tol, &negative, &zero);
+            count_block(p, f.schur[(size_t)k * b + k + 1], f.schur[(size_t)(k + 1) * b + k + 1], tol, &negative, &zero);
             k += 2;
         }
     }
-    *maxfrt = n;
-    info[8] = (int)((long)n * (n + 1) / 2);  /* reals holding the factor */
-    info[9] = n;                /* integers holding it */
+    *maxfrt = n;  /* ma27cd's workspace W: n doubles */
+    info[8] = (int)((size_t)f.e * b + (size_t)b * (b + 1) / 2 + f.e);  /* reals holding the factor */
+    info[9] = n + b;            /* integers holding it */
     info[14] = negative;        /* NEIG */
     if (zero) { info[0] = 3; info[1] = n - zero; }  /* MA27's rank-deficiency warning, with the rank */
 }
 
-void ma27cd_(int *n, double *a, int *la, int *iw, int *liw, double *w, int *maxfrt, double *rhs, int *iw1,
+void ma27cd_(int *n_, double *a, int *la, int *iw, int *liw, double *w, int *maxfrt, double *rhs, int *iw1,
              int *nsteps, int *icntl, int *info)
 {
-    (void)liw; (void)w; (void)maxfrt; (void)iw1; (void)nsteps; (void)icntl;
-    const int one = 1;
+    (void)liw; (void)maxfrt; (void)iw1; (void)nsteps; (void)icntl;
+    const int n = *n_, one = 1;
+    Layout f = layout_of(a, *la, iw, n, iw[2 * n]);
+    const int e = f.e, b = f.b;
+    double *y = w, *x = w + e;  /* E's part times |d|^-1/2, then the rest */
+    for (int i = 0; i < n; ++i) {
+        const int k = f.where[i];
+        const double v = rhs[i] * f.s[i];
+        if (k < 0) y[-1 - k] = v * fabs(f.r[-1 - k]);
+        else x[k] = v;
+    }
     int lapack_info = 0;
-    double *l = factor_of(a, *la, *n), *s = scaling_of(a, *la, *n);
-    for (int i = 0; i < *n; ++i) rhs[i] *= s[i];
     const int threads = one_thread();
-    LAPACK_NAME(LAPACK_PREFIX, dsytrs_)("L", n, &one, l, n, iw, rhs, n, &lapack_info, 1);
+    if (e > 0 && b > 0) subtract_signed(&f, y, x);  /* x -= C D^-1 (rhs's E part) */
+    if (b > 0) LAPACK(dsytrs_)("L", &b, &one, f.schur, &b, f.pivots, x, &b, &lapack_info, 1);
+    if (e > 0 && b > 0) {  /* y -= P x, row by row: P's rows carry |d|^-1/2 */
+        const double minus = -1.0, plus = 1.0;
+        LAPACK(dgemv_)("N", &e, &b, &minus, f.p, &e, x, &one, &plus, y, &one, 1);
+    }
     restore_threads(threads);
-    for (int i = 0; i < *n; ++i) rhs[i] *= s[i];
+    for (int i = 0; i < n; ++i) {
+        const int k = f.where[i];
+        const double v = k >= 0 ? x[k] : f.r[-1 - k] * y[-1 - k];  /* sign(d) |d|^-1/2 y */
+        rhs[i] = v * f.s[i];
+    }
     info[0] = lapack_info < 0 ? -7 : 0;
 }
