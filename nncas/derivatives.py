@@ -16,7 +16,9 @@ call replaced by its linearization :math:`\tilde y_i = Y_i + J_i (u_i(x) - U_i)`
 
 where :math:`H_i(u, w) = \nabla^2_u (w^T F_i(u))` is one call of the Jacobian of the function's
 reverse mode (the gray box's own Hessian). The constraint Jacobian and objective gradient come
-from :math:`\tilde f, \tilde g` the same way, with one call of :math:`F_i`'s Jacobian.
+from :math:`\tilde f, \tilde g` the same way, with one call of :math:`F_i`'s Jacobian; the rows of
+:math:`\tilde g` affine in x (linear layers lifted into rows, dynamics, budgets) get their
+constant Jacobian once, at construction, and the gradient is a function of its own.
 
 When :math:`u_i` selects entries of x (the usual case), :math:`P_i^T H_i P_i` is one gather of
 :math:`H_i`'s nonzeros into the Hessian's upper triangle. A gray box whose input holds another
@@ -96,9 +98,10 @@ def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Functio
     weights = [ca.gradient(lagrangian, Y) for Y, _, _ in symbols]
     frozen = [s for triple in symbols for s in triple]
     at_point = [e for c in calls for e in (c.output, c.function.jacobian()(c.input, c.output), c.input)]
+    inputs = [x, p, *frozen]
+    jac = ca.Function("nncas_jacobian", inputs, [_jacobian(g_lin, x, inputs)]).call([x, p, *at_point])[0]
     # the gradient dense: plugins copy it as a dense vector (a structural zero would be left unwritten)
-    first = ca.Function("nncas_first", [x, p, *frozen], [ca.jacobian(g_lin, x), ca.densify(ca.gradient(f_lin, x))])
-    jac, grad = first.call([x, p, *at_point])
+    grad = ca.Function("nncas_gradient", inputs, [ca.densify(ca.gradient(f_lin, x))]).call([x, p, *at_point])[0]
     second = ca.Function("nncas_second", [x, p, lam_f, lam_g, *frozen],
                          [ca.jacobian(ca.gradient(lagrangian, x), x), *weights])
     hess, *w = second.call([x, p, lam_f, lam_g, *at_point])
@@ -114,6 +117,27 @@ def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Functio
                                   ["f", "grad_f_x", "g", "jac_g_x"]),
         "nlp_gf_jg": ca.Function("nlp_gf_jg", [x, p], [grad, jac], ["x", "p"], ["grad_f_x", "jac_g_x"]),
     }
+
+
+def _jacobian(g, x, inputs: list):
+    r""":math:`\partial g / \partial x` with the rows affine in ``inputs`` (x, the parameters, the
+    gray boxes' frozen symbols) as a constant, evaluated once.
+
+    CasADi evaluates an MX Jacobian by sparse AD sweeps at every call: the rows
+    :math:`W x + b - z = 0` of a lifted 784 x 128 layer cost 7 ms per evaluation that way, and
+    a copy of their constant nonzeros 0.1 ms.
+    """
+    if not isinstance(g, ca.MX) or g.nnz() == 0 or g.nnz() != g.numel():
+        return ca.jacobian(g, x)
+    nonlinear = np.asarray(ca.which_depends(g, ca.veccat(*inputs), 2, True), dtype=bool)
+    if nonlinear.all():
+        return ca.jacobian(g, x)
+    affine, other = np.flatnonzero(~nonlinear).tolist(), np.flatnonzero(nonlinear).tolist()
+    zeros = [np.zeros(s.sparsity().shape) for s in inputs]
+    constant = ca.Function("nncas_affine_rows", inputs, [ca.jacobian(g[affine], x)])(*zeros)
+    stacked = ca.vertcat(ca.MX(constant), ca.jacobian(g[other], x)) if other else ca.MX(constant)
+    order = np.argsort(np.r_[affine, other], kind="stable")
+    return stacked if np.array_equal(order, np.arange(order.size)) else stacked[order.tolist(), :]
 
 
 def _hessian_block(call: GrayBoxCall, weight, x, upper: bool):
