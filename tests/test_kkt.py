@@ -118,6 +118,49 @@ def test_factorization_gives_inertia_and_solution(ma27, scaled, upper_share):
     assert backward_error.max() < 1e-12
 
 
+def _kkt_like(case, e=30, coupled=8, rest=5, seed=4):
+    """[D C^T 0; C B11 B12; 0 B21 B22] with D diagonal: the analysis eliminates D's rows first."""
+    rng = np.random.default_rng(seed)
+    n = e + coupled + rest
+    d = rng.uniform(1.0, 3.0, e)
+    if case in ("signs", "changed structure"):
+        d[e // 3:] *= -1  # two runs of equal sign
+    if case == "small pivots":
+        d[::7] = 1e-3  # fail Bunch-Kaufman's test against C's entries: these rows join the rest
+    k = np.zeros((n, n))
+    k[:e, :e] = np.diag(d)
+    c = rng.normal(size=(coupled, e))
+    k[e:e + coupled, :e], k[:e, e:e + coupled] = c, c.T
+    b = rng.normal(size=(coupled + rest,) * 2)
+    k[e:, e:] = b + b.T
+    return k
+
+
+@pytest.mark.parametrize("case", ["signs", "small pivots", "changed structure"])
+def test_eliminated_diagonal_block_gives_inertia_and_solution(ma27, case):
+    """Rows with a diagonal Hessian (a lifted layer's inputs) are eliminated before the dense
+    factorization; pivots of either sign, pivots too small to eliminate, and entries the
+    analysis did not see (they send their rows back to the dense part) give numpy's answers."""
+    k = _kkt_like(case)
+    n = k.shape[0]
+    rows, cols = np.nonzero(np.tril(k))
+    info = ma27.analyse(n, rows, cols)
+    assert info[0] == 0 and np.count_nonzero(ma27.ikeep[:n] == 1) == 30  # D's rows
+    if case == "changed structure":
+        k[1, 0] = k[0, 1] = 0.7  # two rows of D now coupled
+        rows, cols = np.nonzero(np.tril(k))
+        ma27.rows, ma27.cols = rows.astype(np.int32) + 1, cols.astype(np.int32) + 1
+        ma27.nz = ctypes.c_int(rows.size)
+    info = ma27.factorize(k[rows, cols], int(info[4]), int(info[5]))
+    assert info[0] == 0
+    assert ma27.iw[2 * n] == {"signs": 30, "small pivots": 25, "changed structure": 29}[case]  # rows eliminated
+    assert info[14] == np.count_nonzero(np.linalg.eigvalsh(k) < 0)
+    rhs = np.random.default_rng(5).normal(size=n)
+    x = ma27.solve(rhs)
+    backward_error = np.abs(k @ x - rhs) / (np.abs(k) @ np.abs(x) + np.abs(rhs))
+    assert backward_error.max() < 1e-12
+
+
 @pytest.mark.parametrize("triangle", [np.tril, np.triu])
 def test_two_by_two_pivots_count_one_negative_each(ma27, triangle):
     """Zero diagonal blocks force Bunch-Kaufman's 2x2 pivots: [[0, b], [b, 0]] has one

@@ -88,23 +88,26 @@ static void restore_threads(int threads)
 #define MA27_INFO 20
 #define BUNCH_KAUFMAN_ALPHA 0.64038820320220756872 /* (1 + sqrt 17) / 8 */
 
-static size_t values_needed(int n, int nz, int b) { return (size_t)nz + 2 * (size_t)n + (size_t)n * (size_t)b; }
-static int integers_needed(int n) { return 2 * n + 1; }
+static size_t values_needed(int n, int nz, int e, int coupled)
+{
+    return (size_t)nz + 2 * (size_t)n + (size_t)e * (size_t)coupled + (size_t)(n - e) * (size_t)(n - e);
+}
+static int integers_needed(int n) { return 2 * n + 2; }
 
 /* The arrays' regions (see the header) */
 typedef struct {
-    int n, e, b;
+    int n, e, b, c;  /* rows in E, the rest, the rest's rows coupled to E (its first c) */
     double *p, *schur, *s, *r;
     int *pivots, *where;
 } Layout;
 
-static Layout layout_of(double *a, int la, int *iw, int n, int e)
+static Layout layout_of(double *a, int la, int *iw, int n, int e, int c)
 {
-    Layout f = {n, e, n - e, NULL, NULL, NULL, NULL, iw, iw + n};
+    Layout f = {n, e, n - e, c, NULL, NULL, NULL, NULL, iw, iw + n};
     f.r = a + (size_t)la - (size_t)n;
     f.s = f.r - n;
     f.schur = f.s - (size_t)f.b * (size_t)f.b;
-    f.p = f.schur - (size_t)e * (size_t)f.b;
+    f.p = f.schur - (size_t)e * (size_t)c;
     return f;
 }
 
@@ -118,14 +121,22 @@ void ma27id_(int *icntl, double *cntl)
     cntl[2] = 0.0;     /* pivots of modulus <= CNTL(3) count as zero (besides n eps) */
 }
 
-/* E from the sparsity: greedily in row order, a row with a diagonal entry and no neighbour
- * already in E. Returns E's size, or -1 when memory runs out. */
-static int eliminated_rows(int n, int nz, const int *irn, const int *icn, int *in_e)
+/* The rows' roles in IKEEP from the analysis */
+enum { REST = 0, ELIMINATED = 1, COUPLED = 2 };
+
+/* Cost model of a split: E's SYRK (e x c columns, c the rows coupled to E) and the rest's LDL^T */
+static double split_cost(double e, double coupled, double rest) { return e * coupled * coupled + rest * rest * rest / 3.0; }
+
+/* E from the sparsity, greedily in row order: a row with a diagonal entry and no neighbour in
+ * E joins when that lowers split_cost (a row that would couple many new rows to E, such as one
+ * of a dense Hessian block, stays out). role[] gets ELIMINATED, COUPLED (a neighbour of E) or
+ * REST. Returns E's size (and the coupled rows' count in *coupled), or -1 when memory runs out. */
+static int eliminated_rows(int n, int nz, const int *irn, const int *icn, int *role, int *coupled)
 {
     int *start = calloc((size_t)n + 1, sizeof(int)), *neighbours = malloc(2 * (size_t)nz * sizeof(int) + 1);
-    char *diagonal = calloc((size_t)n, 1), *blocked = calloc((size_t)n, 1);
+    char *diagonal = calloc((size_t)n, 1);
     int e = -1;
-    if (!start || !neighbours || !diagonal || !blocked) goto done;
+    if (!start || !neighbours || !diagonal) goto done;
     for (int k = 0; k < nz; ++k) {
         int i = irn[k] - 1, j = icn[k] - 1;
         if (i < 0 || i >= n || j < 0 || j >= n) continue;
@@ -141,15 +152,22 @@ static int eliminated_rows(int n, int nz, const int *irn, const int *icn, int *i
     }
     for (int i = n; i > 0; --i) start[i] = start[i - 1];  /* back to the row starts */
     start[0] = 0;
+    for (int i = 0; i < n; ++i) role[i] = REST;
     e = 0;
+    *coupled = 0;
     for (int i = 0; i < n; ++i) {
-        in_e[i] = diagonal[i] && !blocked[i];
-        if (!in_e[i]) continue;
+        if (!diagonal[i] || role[i] != REST) continue;
+        int added = 0;  /* neighbours not yet coupled (duplicates of an entry count twice: a bound) */
+        for (int k = start[i]; k < start[i + 1]; ++k) added += role[neighbours[k]] == REST;
+        const int rest = n - e;
+        if (split_cost(e + 1, *coupled + added, rest - 1) > split_cost(e, *coupled, rest)) continue;
+        role[i] = ELIMINATED;
         ++e;
-        for (int k = start[i]; k < start[i + 1]; ++k) blocked[neighbours[k]] = 1;
+        for (int k = start[i]; k < start[i + 1]; ++k)
+            if (role[neighbours[k]] == REST) { role[neighbours[k]] = COUPLED; ++*coupled; }
     }
 done:
-    free(start); free(neighbours); free(diagonal); free(blocked);
+    free(start); free(neighbours); free(diagonal);
     return e;
 }
 
@@ -163,16 +181,16 @@ void ma27ad_(int *n, int *nz, const int *irn, const int *icn, int *iw, int *liw,
     int outside = 0;
     for (int k = 0; k < *nz; ++k)
         if (irn[k] < 1 || irn[k] > *n || icn[k] < 1 || icn[k] > *n) ++outside;
-    int e = eliminated_rows(*n, *nz, irn, icn, ikeep);
+    int coupled = 0, e = eliminated_rows(*n, *nz, irn, icn, ikeep, &coupled);
     if (e < 0) { info[0] = -7; return; }
     int b = *n - e;
-    size_t need = values_needed(*n, *nz, b);
+    size_t need = values_needed(*n, *nz, e, coupled);
     if (need > (size_t)2147483647) { info[0] = -4; info[1] = 2147483647; return; }
     if (outside) { info[0] = 1; info[1] = outside; }  /* MA27's warning: such entries are ignored */
     *nsteps = 1;
     info[4] = (int)need;               /* NRLNEC: reals needed */
     info[5] = integers_needed(*n);     /* NIRNEC: integers needed */
-    *ops = (double)e * b * b + (double)b * b * b / 3.0;
+    *ops = split_cost(e, coupled, b);
 }
 
 /* The eigenvalue signs of a symmetric 2x2 block [p q; q r]. */
@@ -190,24 +208,31 @@ static void count_block(double p, double q, double r, double tol, int *negative,
 
 static int inside(int i, int j, int n) { return i >= 1 && i <= n && j >= 1 && j <= n; }
 
-/* Where each row goes for the rows in E (flags): k >= 0 row k of the rest, -1 - k E's k-th.
- * Returns E's size. */
-static int place_rows(int n, const int *in_e, int *where)
+/* Where each row goes, by role: -1 - k E's k-th; k >= 0 the rest's k-th, the rows coupled to E
+ * first. Returns E's size, and the coupled rows' count in *c. */
+static int place_rows(int n, const int *role, int *where, int *c)
 {
-    int e = 0, rest = 0;
-    for (int i = 0; i < n; ++i) where[i] = in_e[i] ? -1 - e++ : rest++;
+    int e = 0, coupled = 0, uncoupled = 0;
+    for (int i = 0; i < n; ++i) coupled += role[i] == COUPLED;
+    *c = coupled;
+    coupled = 0;
+    for (int i = 0; i < n; ++i)
+        where[i] = role[i] == ELIMINATED ? -1 - e++ : role[i] == COUPLED ? coupled++ : *c + uncoupled++;
     return e;
 }
 
-/* The unscaled entries summed into P (C^T), the rest's lower triangle and E's pivots (in the
- * sign-carrying slot r), with the row maxima of the entries as given (duplicates not summed)
- * in s. Returns 0, or the 1-based position of the first entry that is not finite. */
-static int gather(int n, int nz, const int *irn, const int *icn, const double *a, Layout *f)
+/* The unscaled entries summed into P (C^T over the coupled rows), the rest's lower triangle
+ * and E's pivots (in r), with the row maxima of the entries as given (duplicates not summed)
+ * in s. An entry between E and an uncoupled row (a structure other than the analysis saw)
+ * sends its E row back to the rest (role), to be gathered again. Returns 0, or the 1-based
+ * position of the first entry that is not finite; *moved counts the rows sent back. */
+static int gather(int n, int nz, const int *irn, const int *icn, const double *a, Layout *f, int *role, int *moved)
 {
-    const int e = f->e, b = f->b;
-    memset(f->p, 0, ((size_t)e * b + (size_t)b * b) * sizeof(double));
+    const int e = f->e, b = f->b, c = f->c;
+    memset(f->p, 0, ((size_t)e * c + (size_t)b * b) * sizeof(double));
     for (int i = 0; i < n; ++i) f->s[i] = 0.0;
     for (int k = 0; k < e; ++k) f->r[k] = 0.0;
+    *moved = 0;
     for (int k = 0; k < nz; ++k) {
         int i = irn[k], j = icn[k];
         if (!inside(i, j, n)) continue;
@@ -216,32 +241,34 @@ static int gather(int n, int nz, const int *irn, const int *icn, const double *a
         if (!(size <= DBL_MAX)) return k + 1;  /* NaN or Inf */
         if (size > f->s[i]) f->s[i] = size;
         if (size > f->s[j]) f->s[j] = size;
-        const int wi = f->where[i], wj = f->where[j];
+        int wi = f->where[i], wj = f->where[j];
         if (wi >= 0 && wj >= 0) {
             const int row = wi > wj ? wi : wj, col = wi > wj ? wj : wi;
             f->schur[(size_t)col * b + row] += v;
-        } else if (wi < 0 && wj >= 0) {
-            f->p[(size_t)wj * e + (-1 - wi)] += v;
-        } else if (wj < 0 && wi >= 0) {
-            f->p[(size_t)wi * e + (-1 - wj)] += v;
-        } else if (i == j) {
-            f->r[-1 - wi] += v;
-        }  /* two rows of E: only the diagonal (E's rows have no other entries among them) */
+            continue;
+        }
+        if (wi < 0 && wj < 0) {  /* two rows of E: only the diagonal (E's rows have no other entries among them) */
+            if (i == j) f->r[-1 - wi] += v;
+            else if (role[i] == ELIMINATED) { role[i] = REST; ++*moved; }
+            continue;
+        }
+        if (wj < 0) { int t = wi; wi = wj; wj = t; t = i; i = j; j = t; }  /* now i in E, j in the rest */
+        if (wj < c) f->p[(size_t)wj * e + (-1 - wi)] += v;
+        else if (role[i] == ELIMINATED) { role[i] = REST; ++*moved; }
     }
     for (int i = 0; i < n; ++i) f->s[i] = f->s[i] > 0.0 ? 1.0 / sqrt(f->s[i]) : 1.0;
     return 0;
 }
 
 /* Scales everything to S K S and tests E's pivots: a row of E whose |d| <= tol or
- * |d| < alpha max_j |c_j| loses its flag in in_e. Returns how many lost it; when none did,
- * r holds sign(d) |d|^-1/2 and P is scaled by |d|^-1/2 row by row. */
-static int scale_and_test(int n, Layout *f, double tol, int *in_e)
+ * |d| < alpha max_j |c_j| goes back to the rest (role). Returns how many went, or -1 when
+ * memory runs out; when none did, r holds sign(d) |d|^-1/2 and P's rows carry |d|^-1/2. */
+static int scale_and_test(int n, Layout *f, double tol, int *role)
 {
-    const int e = f->e, b = f->b;
+    const int e = f->e, b = f->b, c = f->c;
     double *e_scale = malloc(((size_t)e + 1) * sizeof(double)), *column_max = calloc((size_t)e + 1, sizeof(double));
-    if (!e_scale || !column_max) { free(e_scale); free(column_max); return -1; }
     double *rest_scale = malloc(((size_t)b + 1) * sizeof(double));
-    if (!rest_scale) { free(e_scale); free(column_max); return -1; }
+    if (!e_scale || !column_max || !rest_scale) { free(e_scale); free(column_max); free(rest_scale); return -1; }
     for (int i = 0; i < n; ++i) {
         if (f->where[i] < 0) e_scale[-1 - f->where[i]] = f->s[i];
         else rest_scale[f->where[i]] = f->s[i];
@@ -250,54 +277,61 @@ static int scale_and_test(int n, Layout *f, double tol, int *in_e)
         double *lower = f->schur + (size_t)col * b;
         const double sc = rest_scale[col];
         for (int row = col; row < b; ++row) lower[row] *= rest_scale[row] * sc;
-        double *c = f->p + (size_t)col * e;
+    }
+    for (int col = 0; col < c; ++col) {
+        double *column = f->p + (size_t)col * e;
+        const double sc = rest_scale[col];
         for (int k = 0; k < e; ++k) {
-            c[k] *= e_scale[k] * sc;
-            if (fabs(c[k]) > column_max[k]) column_max[k] = fabs(c[k]);
+            column[k] *= e_scale[k] * sc;
+            if (fabs(column[k]) > column_max[k]) column_max[k] = fabs(column[k]);
         }
     }
-    int failed = 0;
+    int moved = 0;
     for (int i = 0; i < n; ++i) {
         if (f->where[i] >= 0) continue;
         const int k = -1 - f->where[i];
         const double d = f->r[k] * e_scale[k] * e_scale[k];
-        if (fabs(d) <= tol || fabs(d) < BUNCH_KAUFMAN_ALPHA * column_max[k]) { in_e[i] = 0; ++failed; }
+        if (fabs(d) <= tol || fabs(d) < BUNCH_KAUFMAN_ALPHA * column_max[k]) { role[i] = REST; ++moved; }
         f->r[k] = copysign(1.0 / sqrt(fabs(d)), d);
     }
-    if (!failed)
-        for (int col = 0; col < b; ++col) {
-            double *c = f->p + (size_t)col * e;
-            for (int k = 0; k < e; ++k) c[k] *= fabs(f->r[k]);
+    if (!moved)
+        for (int col = 0; col < c; ++col) {
+            double *column = f->p + (size_t)col * e;
+            for (int k = 0; k < e; ++k) column[k] *= fabs(f->r[k]);
         }
     free(e_scale); free(column_max); free(rest_scale);
-    return failed;
+    return moved;
 }
 
-/* y -= P^T sign(r) x: one GEMV per run of E rows whose pivots share a sign. */
-static void subtract_signed(const Layout *f, const double *x, double *y)
+/* The runs of E's rows whose pivots share a sign: [start, *end) and the sign */
+static int run_from(const Layout *f, int start, int *end)
 {
-    const int e = f->e, b = f->b, one = 1;
+    const int negative = f->r[start] < 0;
+    for (*end = start + 1; *end < f->e && (f->r[*end] < 0) == negative; ++*end) {}
+    return negative;
+}
+
+/* x[0..c) -= P^T sign(r) y: one GEMV per run of E rows whose pivots share a sign. */
+static void subtract_signed(const Layout *f, const double *y, double *x)
+{
+    const int e = f->e, c = f->c, one = 1;
     const double plus = 1.0;
     for (int start = 0, end; start < e; start = end) {
-        const int negative = f->r[start] < 0;
-        for (end = start + 1; end < e && (f->r[end] < 0) == negative; ++end) {}
+        const double alpha = run_from(f, start, &end) ? 1.0 : -1.0;
         const int rows = end - start;
-        const double alpha = negative ? 1.0 : -1.0;
-        LAPACK(dgemv_)("T", &rows, &b, &alpha, f->p + start, &e, x + start, &one, &plus, y, &one, 1);
+        LAPACK(dgemv_)("T", &rows, &c, &alpha, f->p + start, &e, y + start, &one, &plus, x, &one, 1);
     }
 }
 
-/* S = B - P^T sign(r) P: one SYRK per run of E rows whose pivots share a sign. */
+/* The coupled block of S: B - P^T sign(r) P, one SYRK per run of E rows sharing a sign. */
 static void schur_complement(const Layout *f)
 {
-    const int e = f->e, b = f->b;
+    const int e = f->e, b = f->b, c = f->c;
     const double plus = 1.0;
     for (int start = 0, end; start < e; start = end) {
-        const int negative = f->r[start] < 0;
-        for (end = start + 1; end < e && (f->r[end] < 0) == negative; ++end) {}
+        const double alpha = run_from(f, start, &end) ? 1.0 : -1.0;
         const int rows = end - start;
-        const double alpha = negative ? 1.0 : -1.0;
-        LAPACK(dsyrk_)("L", "T", &b, &rows, &alpha, f->p + start, &e, &plus, f->schur, &b, 1, 1);
+        LAPACK(dsyrk_)("L", "T", &c, &rows, &alpha, f->p + start, &e, &plus, f->schur, &b, 1, 1);
     }
 }
 
@@ -309,34 +343,37 @@ void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *
     memset(info, 0, MA27_INFO * sizeof(int));
     if (*liw < integers_needed(n)) { info[0] = -3; info[1] = integers_needed(n); return; }
     const double tol = fmax(cntl[2], n * DBL_EPSILON);
-    int *in_e = malloc((size_t)n * sizeof(int));
-    if (!in_e) { info[0] = -7; return; }
-    memcpy(in_e, ikeep, (size_t)n * sizeof(int));
+    int *role = malloc((size_t)n * sizeof(int));
+    if (!role) { info[0] = -7; return; }
+    for (int i = 0; i < n; ++i) role[i] = ikeep[i] == ELIMINATED || ikeep[i] == COUPLED ? ikeep[i] : REST;
     Layout f;
-    for (;;) {  /* twice at most: rows that fail the pivot test leave E, the others pass again */
-        const int e = place_rows(n, in_e, iw + n);
-        size_t need = values_needed(n, nz, n - e);
+    for (;;) {  /* rows that leave E do not change the others' tests: twice in all, as a rule */
+        int c, moved;
+        const int e = place_rows(n, role, iw + n, &c);
+        size_t need = values_needed(n, nz, e, c);
         if ((size_t)*la < need) {
-            free(in_e);
+            free(role);
             info[0] = -4;
             info[1] = need > (size_t)2147483647 ? 2147483647 : (int)need;
             return;
         }
-        f = layout_of(a, *la, iw, n, e);
-        int bad = gather(n, nz, irn, icn, a, &f);
-        if (bad) { free(in_e); info[0] = -6; info[1] = bad; return; }
-        int failed = scale_and_test(n, &f, tol, in_e);
-        if (failed < 0) { free(in_e); info[0] = -7; return; }
-        if (!failed) break;
+        f = layout_of(a, *la, iw, n, e, c);
+        int bad = gather(n, nz, irn, icn, a, &f, role, &moved);
+        if (bad) { free(role); info[0] = -6; info[1] = bad; return; }
+        if (moved) continue;
+        moved = scale_and_test(n, &f, tol, role);
+        if (moved < 0) { free(role); info[0] = -7; return; }
+        if (!moved) break;
     }
-    free(in_e);
+    free(role);
     iw[2 * n] = f.e;
+    iw[2 * n + 1] = f.c;
     const int b = f.b;
 
     const int threads = one_thread();
     int lapack_info = 0, negative = 0, zero = 0;
     for (int k = 0; k < f.e; ++k) negative += f.r[k] < 0;
-    if (f.e > 0 && b > 0) schur_complement(&f);
+    if (f.e > 0 && f.c > 0) schur_complement(&f);
     if (b > 0) {
         /* dsytrf's block size is lwork / b: 32 factored the 785-row KKT matrix of problem 7
          * about 10 % faster than LAPACK's default 64 on one thread (16-32 alike, 96-192 slower) */
@@ -361,7 +398,7 @@ void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *
         }
     }
     *maxfrt = n;  /* ma27cd's workspace W: n doubles */
-    info[8] = (int)((size_t)f.e * b + (size_t)b * (b + 1) / 2 + f.e);  /* reals holding the factor */
+    info[8] = (int)((size_t)f.e * f.c + (size_t)b * (b + 1) / 2 + f.e);  /* reals holding the factor */
     info[9] = n + b;            /* integers holding it */
     info[14] = negative;        /* NEIG */
     if (zero) { info[0] = 3; info[1] = n - zero; }  /* MA27's rank-deficiency warning, with the rank */
@@ -372,8 +409,8 @@ void ma27cd_(int *n_, double *a, int *la, int *iw, int *liw, double *w, int *max
 {
     (void)liw; (void)maxfrt; (void)iw1; (void)nsteps; (void)icntl;
     const int n = *n_, one = 1;
-    Layout f = layout_of(a, *la, iw, n, iw[2 * n]);
-    const int e = f.e, b = f.b;
+    Layout f = layout_of(a, *la, iw, n, iw[2 * n], iw[2 * n + 1]);
+    const int e = f.e, b = f.b, c = f.c;
     double *y = w, *x = w + e;  /* E's part times |d|^-1/2, then the rest */
     for (int i = 0; i < n; ++i) {
         const int k = f.where[i];
@@ -383,11 +420,11 @@ void ma27cd_(int *n_, double *a, int *la, int *iw, int *liw, double *w, int *max
     }
     int lapack_info = 0;
     const int threads = one_thread();
-    if (e > 0 && b > 0) subtract_signed(&f, y, x);  /* x -= C D^-1 (rhs's E part) */
+    if (e > 0 && c > 0) subtract_signed(&f, y, x);  /* x -= C D^-1 (rhs's E part) */
     if (b > 0) LAPACK(dsytrs_)("L", &b, &one, f.schur, &b, f.pivots, x, &b, &lapack_info, 1);
-    if (e > 0 && b > 0) {  /* y -= P x, row by row: P's rows carry |d|^-1/2 */
+    if (e > 0 && c > 0) {  /* y -= P x, row by row: P's rows carry |d|^-1/2 */
         const double minus = -1.0, plus = 1.0;
-        LAPACK(dgemv_)("N", &e, &b, &minus, f.p, &e, x, &one, &plus, y, &one, 1);
+        LAPACK(dgemv_)("N", &e, &c, &minus, f.p, &e, x, &one, &plus, y, &one, 1);
     }
     restore_threads(threads);
     for (int i = 0; i < n; ++i) {
