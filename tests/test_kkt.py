@@ -129,7 +129,7 @@ def _kkt_like(case, e=30, coupled=8, rest=5, seed=4):
         d[::7] = 1e-3  # fail Bunch-Kaufman's test against C's entries: these rows join the rest
     k = np.zeros((n, n))
     k[:e, :e] = np.diag(d)
-    c = rng.normal(size=(coupled, e))
+    c = 0.3 * rng.normal(size=(coupled, e))
     k[e:e + coupled, :e], k[:e, e:e + coupled] = c, c.T
     b = rng.normal(size=(coupled + rest,) * 2)
     k[e:, e:] = b + b.T
