@@ -8,12 +8,15 @@ numpy's rate on all cores; ``ratio_1t`` uses the one-thread rate of SciPy's BLAS
 dense solver runs on.
 
 Layouts (gray box): ``rows`` (the box 0 <= x <= 1 as constraint rows, y variables: what an Opti
-gives without ``detect_simple_bounds``), ``bounds`` (the box as variable bounds, y variables)
-and ``expression`` (the box as bounds, y = NN(x) as an expression: no y variables or rows).
+gives without ``detect_simple_bounds``), ``bounds`` (the box as variable bounds, y variables),
+``expression`` (the box as bounds, y = NN(x) as an expression: no y variables or rows) and
+``lifted`` (as expression, with the first Linear layer's outputs z as variables and the rows
+W x + b - z = 0: ``graybox_input="lifted"``); the first three evaluate the whole network at x.
 Linear solvers: ``dense`` (nncas's dense LDL^T, :mod:`nncas.kkt`), IPOPT's MUMPS and SPRAL
 (both in the casadi wheel), and HSL's when a library is named by ``--hsllib``. The last lines
-compare what nncas gives by default (the expression layout for a gray box, bounds otherwise,
-and the linear solver ``kkt_solver="auto"`` picks) with the stock configuration (MUMPS, rows).
+compare what nncas gives by default (for a gray box the lifted layout where
+``graybox_input="auto"`` lifts, else the expression layout; bounds otherwise; and the linear
+solver ``kkt_solver="auto"`` picks) with the stock configuration (MUMPS, rows).
 
     python -m benchmarks.kkt [--mnist 128,512,1024] [--hawaii37 ../shared/hawaii37] [--solvers dense,mumps]
                              [--formulations graybox,reduced,full] [--layouts rows,bounds,expression]
@@ -36,7 +39,7 @@ from nncas import kkt
 from nncas.storage import write_text_atomic
 from nncas.threads import set_casadi_blas_threads
 
-LAYOUTS = ("rows", "bounds", "expression")
+LAYOUTS = ("rows", "bounds", "expression", "lifted")
 
 
 def matmul_rate(size: int = 1024, repeats: int = 5) -> float:
@@ -75,17 +78,15 @@ def problem7(width: int, formulation: str, layout: str):
     """(nlp, args, keep) of problem 7 on MNIST test image 0 (target (label + 1) mod 10)."""
     from vision.adversarial import THRESHOLD
     from vision.data import as_inputs, load_mnist
-    from vision.train import ensure_classifier
 
     data = load_mnist()
-    net, _ = ensure_classifier(width, data=data)
-    net = copy.deepcopy(net).double().eval()
+    net = classifier(width, data)
     x_ref = as_inputs(data.test_images[:1])[0].astype(np.float64)
     target = (int(data.test_labels[0]) + 1) % 10
     x = ca.MX.sym("x", x_ref.size)
-    output = "expression" if layout == "expression" else "variables"
-    options = {"graybox_output": output} if formulation == "graybox" else {}
-    e = nncas.embed(net, x, formulation=formulation, x0=x_ref, **options)
+    output = "expression" if layout in ("expression", "lifted") else "variables"
+    options = {"graybox_output": output, "graybox_input": "lifted" if layout == "lifted" else "direct"}
+    e = nncas.embed(net, x, formulation=formulation, x0=x_ref, **(options if formulation == "graybox" else {}))
     n = x_ref.size
     box_rows = layout == "rows"
     g = ca.vertcat(e.g, e.y[target], *([x] if box_rows else []))
@@ -96,6 +97,24 @@ def problem7(width: int, formulation: str, layout: str):
             "lbg": np.r_[e.lbg, THRESHOLD, np.zeros(n) if box_rows else []],
             "ubg": np.r_[e.ubg, np.inf, np.ones(n) if box_rows else []]}
     return nlp, args, e
+
+
+def classifier(width: int, data=None):
+    """The cached MNIST classifier of this width, in float64."""
+    from vision.data import load_mnist
+    from vision.train import ensure_classifier
+
+    net, _ = ensure_classifier(width, data=data if data is not None else load_mnist())
+    return copy.deepcopy(net).double().eval()
+
+
+def default_layout(formulation: str, net=None) -> str:
+    """The layout nncas gives a problem by default."""
+    from nncas.embedding import _lifted_layer
+
+    if formulation != "graybox":
+        return "bounds"
+    return "lifted" if net is not None and _lifted_layer(net, "auto")[0] is not None else "expression"
 
 
 def problem8(folder: str, layout: str):
@@ -150,21 +169,24 @@ def main(argv=None):
     set_casadi_blas_threads(1)  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
     solvers = args.solvers.split(",") + (["ma27", "ma57"] if args.hsllib else [])
     extra = {"ipopt.hsllib": args.hsllib} if args.hsllib else {}
-    cells = [("problem 7", f"MNIST-{w}", f, lambda w=int(w), f=f, layout=None: problem7(w, f, layout))
+    cells = [("problem 7", f"MNIST-{w}", f, lambda w=int(w), f=f, layout=None: problem7(w, f, layout),
+              default_layout(f, classifier(int(w))))
              for w in args.mnist.split(",") if w for f in args.formulations.split(",")]
     if args.hawaii37 and Path(args.hawaii37).is_dir():
-        cells.append(("problem 8", "Hawaii 37", "graybox", lambda layout=None: problem8(args.hawaii37, layout)))
+        cells.append(("problem 8", "Hawaii 37", "graybox", lambda layout=None: problem8(args.hawaii37, layout),
+                      "expression"))  # its surrogate starts with a scaling, not a Linear layer
     rate, rate_1t = matmul_rate(), matmul_rate_one_thread()
     rows = []
     print(f"float64 matmul rate {rate / 1e9:.1f} GFLOP/s, one thread {rate_1t / 1e9:.1f}; {cpu_name()}", flush=True)
-    for problem, case, formulation, build in cells:
+    for problem, case, formulation, build, default in cells:
         layouts = [l for l in args.layouts.split(",")
-                   if (formulation == "graybox" or l != "expression") and not (problem == "problem 8" and l == "rows")]
+                   if (formulation == "graybox" or l not in ("expression", "lifted"))
+                   and not (problem == "problem 8" and l in ("rows", "lifted"))]
         for layout in layouts:
             nlp, solve_args, keep = build(layout=layout)
             for solver in solvers:
                 row = {"problem": problem, "case": case, "formulation": formulation, "layout": layout,
-                       "solver": solver, **measure(nlp, solve_args, solver, extra if solver.startswith("ma") else {},
+                       "default_layout": default, "solver": solver, **measure(nlp, solve_args, solver, extra if solver.startswith("ma") else {},
                                    repeats=args.repeats)}
                 row["limit_s"] = row["n_variables"] ** 3 / (3 * rate)
                 row["ratio"] = row["ipopt_per_iteration_s"] / row["limit_s"]
@@ -184,12 +206,12 @@ def main(argv=None):
 
 
 def against_stock(rows) -> list[str]:
-    """Per problem: the whole solve as nncas gives it by default (expression layout for a gray
-    box, else bounds; the solver "auto" picks) against MUMPS on the rows layout (stock)."""
+    """Per problem: the whole solve as nncas gives it by default (its default layout, the solver
+    "auto" picks) against MUMPS on the rows layout (stock)."""
     lines = []
     for key in dict.fromkeys((r["problem"], r["case"], r["formulation"]) for r in rows):
         cell = {(r["layout"], r["solver"]): r for r in rows if (r["problem"], r["case"], r["formulation"]) == key}
-        layout = "expression" if key[2] == "graybox" else "bounds"
+        layout = next(r["default_layout"] for r in rows if (r["problem"], r["case"], r["formulation"]) == key)
         picked = next((r["auto"] for (l, _), r in cell.items() if l == layout), None)
         default = cell.get((layout, "dense" if picked == "dense" else "mumps"))
         stock = cell.get(("rows", "mumps"))

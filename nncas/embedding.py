@@ -24,12 +24,19 @@ from .torch_import import from_torch, parse_input_shape
 FORMULATIONS = ("full", "reduced", "graybox")
 BACKENDS = ("torch", "l4casadi")
 GRAYBOX_OUTPUTS = ("variables", "expression")
+GRAYBOX_INPUTS = ("auto", "direct", "lifted")
+#: ``graybox_input="auto"`` lifts a leading ``nn.Linear`` with at most this share of outputs per
+#: input: IPOPT's KKT matrix then holds a dense block of about twice the layer's width instead
+#: of the input size, and the gray box's Hessian is the layer's width squared (MNIST-128,
+#: 784 -> 128: problem 7 in 0.25-0.30 s against 0.85-0.91 s, docs/kkt.md). Past about 0.4 the
+#: dense block (2 x width) costs more than the input-size one.
+LIFT_WIDTH_SHARE = 0.4
 
 
 def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: str = "cpu",
           config: dict | None = None, input_bounds=None, relaxation: float = 0.0, x0=None,
           translations: dict | None = None, graybox_output: str = "expression",
-          input_shape: tuple | None = None, **oracle_options) -> Embedding:
+          graybox_input: str = "auto", input_shape: tuple | None = None, **oracle_options) -> Embedding:
     r"""Embed ``y = net(x)``; return an :class:`Embedding` for an nlp dict.
 
     Parameters
@@ -69,6 +76,12 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
         Gray box: ``y = NN(x)`` as an expression (default: no variables, no rows; IPOPT sees the
         network only where ``y`` is used; fewer iterations and less linear algebra, see
         docs/kkt.md), or ``y`` as new variables with the rows ``NN(x) - y = 0`` (the paper's layout).
+    graybox_input : "auto" | "direct" | "lifted"
+        Gray box whose network starts with ``nn.Linear`` (W, b): "lifted" makes that layer's
+        output variables z with the linear rows ``W x + b - z = 0`` and evaluates the rest of
+        the network at z, so IPOPT's Hessian and KKT matrix are dense in z, not x; "direct"
+        evaluates the whole network at x; "auto" (default) lifts when the layer has at most
+        :data:`LIFT_WIDTH_SHARE` outputs per input.
     oracle_options
         Passed to the torch gray-box oracle (e.g. ``dtype``, ``method``).
 
@@ -88,11 +101,12 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
     return build(net, x, _start(x0, x.shape, input_bounds), lambda rows, cols: kind.sym("w", rows, cols),
                  formulation=formulation, backend=backend, device=device, config=config,
                  input_bounds=input_bounds, relaxation=relaxation, translations=translations,
-                 graybox_output=graybox_output, input_shape=input_shape, **oracle_options)
+                 graybox_output=graybox_output, graybox_input=graybox_input, input_shape=input_shape,
+                 **oracle_options)
 
 
 def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, config, input_bounds,
-          relaxation, translations=None, graybox_output="expression", input_shape=None,
+          relaxation, translations=None, graybox_output="expression", graybox_input="auto", input_shape=None,
           **oracle_options) -> Embedding:
     """The embedding of ``net`` at ``x`` with variables from ``new_symbol(rows, cols)`` (any
     sink); ``x0`` (n_in, K) seeds the start values."""
@@ -116,10 +130,13 @@ def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, c
                          "give finite start values.")
     if formulation == "graybox":
         form = _graybox(_with_input_shape(net, input_shape), x, x0, new_symbol, backend, device,
-                        translations, graybox_output, oracle_options)
+                        translations, graybox_output, graybox_input, oracle_options)
     else:
         if oracle_options:
             raise InputTypeError(f"unexpected options {sorted(oracle_options)} for formulation={formulation!r}.")
+        if graybox_input != "auto":
+            raise InputError(f"graybox_input applies to formulation='graybox' only (got {graybox_input!r} with "
+                             f"formulation={formulation!r}).")
         form = _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation, translations,
                           input_shape)
     if input_bounds is not None:
@@ -147,11 +164,14 @@ def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxa
     return form
 
 
-def _graybox(net, x, x0, new_symbol, backend, device, translations, output, oracle_options) -> Embedding:
+def _graybox(net, x, x0, new_symbol, backend, device, translations, output, graybox_input,
+             oracle_options) -> Embedding:
     if backend not in BACKENDS:
         raise InputError(f"backend={backend!r}; choose one of {BACKENDS}.")
     if output not in GRAYBOX_OUTPUTS:
         raise InputError(f"graybox_output={output!r}; choose one of {GRAYBOX_OUTPUTS}.")
+    if graybox_input not in GRAYBOX_INPUTS:
+        raise InputError(f"graybox_input={graybox_input!r}; choose one of {GRAYBOX_INPUTS}.")
     if not isinstance(net, torch.nn.Module):
         raise InputTypeError(f"formulation='graybox' needs a torch.nn.Module, got {type(net).__name__}.")
     if not isinstance(x, ca.MX):
@@ -166,24 +186,58 @@ def _graybox(net, x, x0, new_symbol, backend, device, translations, output, orac
     if unknown:
         raise InputTypeError(f"unexpected options {unknown} for backend={backend!r}"
                              + ("; the torch oracle takes dtype and method." if backend == "torch" else "."))
-    if backend == "l4casadi":
-        from .oracles.l4casadi_oracle import L4CasADiOracle
-        oracle = L4CasADiOracle(net, n_in, n_out, dev, batch=batch)
-    else:
-        from .oracles.torch_oracle import TorchOracle
-        oracle = TorchOracle(net, n_in, n_out, dev, batch=batch, translations=translations, **oracle_options)
+    first, rest = _lifted_layer(net, graybox_input)
     n_params = sum(p.numel() for p in net.parameters())
     form = Embedding("graybox", type(net).__name__, n_in, n_out, n_params, inputs=x, backend=backend,
-                     device=str(dev), oracle=oracle, new_symbol=new_symbol)
-    handle = LayerHandle(0, oracle, None)
-    y = oracle.function(ca.densify(x))
+                     device=str(dev), new_symbol=new_symbol)
+    box_input, box_x0 = x, x0
+    if first is not None:
+        box_input, box_x0 = _add_lifted_layer(form, first, x, x0)
+    if backend == "l4casadi":
+        from .oracles.l4casadi_oracle import L4CasADiOracle
+        oracle = L4CasADiOracle(rest, box_input.size1(), n_out, dev, batch=batch)
+    else:
+        from .oracles.torch_oracle import TorchOracle
+        oracle = TorchOracle(rest, box_input.size1(), n_out, dev, batch=batch, translations=translations,
+                             **oracle_options)
+    form.oracle = oracle
+    handle = LayerHandle(len(form.layers), oracle, None)
+    y = oracle.function(ca.densify(box_input))
     if output == "variables":
-        value, y = y, form.add_variable(n_out, batch, np.asarray(oracle.function(x0)), handle=handle)
+        value, y = y, form.add_variable(n_out, batch, np.asarray(oracle.function(box_x0)), handle=handle)
         form.add_constraint(value - y, handle=handle)
     handle.output = y
     form.layers.append(handle)
     form.outputs = y
     return form
+
+
+def _lifted_layer(net: torch.nn.Module, graybox_input: str):
+    """(the leading ``nn.Linear`` to lift, or None; the network the gray box evaluates)."""
+    leading = net[0] if isinstance(net, torch.nn.Sequential) and len(net) > 1 else None
+    if graybox_input == "direct" or not isinstance(leading, torch.nn.Linear):
+        if graybox_input == "lifted":
+            raise InputError("graybox_input='lifted' needs a torch.nn.Sequential whose first module is "
+                             f"nn.Linear; {type(net).__name__} starts otherwise. Use 'auto' or 'direct'.")
+        return None, net
+    if graybox_input == "auto" and leading.out_features > LIFT_WIDTH_SHARE * leading.in_features:
+        return None, net
+    return leading, net[1:]
+
+
+def _add_lifted_layer(form: Embedding, layer: torch.nn.Linear, x, x0: np.ndarray):
+    """Variables z = W x + b (start values at x0) with the rows ``W x + b - z = 0``; returns
+    (z, its start values)."""
+    weight = layer.weight.detach().to("cpu", torch.float64).numpy()
+    bias = (layer.bias.detach().to("cpu", torch.float64).numpy() if layer.bias is not None
+            else np.zeros(layer.out_features))
+    handle = LayerHandle(0, layer, None)
+    z0 = weight @ x0 + bias[:, None]
+    z = form.add_variable(layer.out_features, x.shape[1], z0, handle=handle)
+    form.add_constraint(ca.mtimes(ca.DM(weight), x) + ca.repmat(ca.DM(bias), 1, x.shape[1]) - z, handle=handle)
+    handle.output = z
+    form.layers.append(handle)
+    return z, z0
 
 
 def _translated(net, x, translations, input_shape) -> Network:

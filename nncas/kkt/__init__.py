@@ -17,7 +17,10 @@ and reports its inertia; IPOPT loads it through MA27's run-time interface (``hsl
   at least :data:`DENSE_FILL_MIN` of its lower triangle nonzero, and not a set of independent
   blocks (the dense cost :math:`N^3` at most :data:`BLOCK_COST_RATIO` times the blocks'
   :math:`\sum_i n_i^3`), estimated from the sparsity of W and J — and the library is built;
-  otherwise IPOPT's default (MUMPS). A linear solver named in the options
+  otherwise IPOPT's default (MUMPS). "Dense" is judged after the solver's first step: the
+  variables with a diagonal Hessian row (a lifted layer's inputs) and the slacks are
+  eliminated first, when each such variable touches most of the constraint rows (see
+  :class:`KktShape`). A linear solver named in the options
   (``ipopt.linear_solver``, ``hsllib``, ``pardisolib``) wins.
 - ``"dense"``: the dense solver whatever the structure.
 - ``"ipopt"``: leave IPOPT's options as given (stock MUMPS unless they say otherwise).
@@ -27,7 +30,7 @@ and reports its inertia; IPOPT loads it through MA27's run-time interface (``hsl
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import casadi as ca
@@ -70,26 +73,48 @@ def dense_options() -> dict:
 class KktShape:
     """The size of IPOPT's KKT matrix, bounded from the NLP's sparsity: ``rows`` counts every
     variable, every constraint row and a slack for each row that may be an inequality;
-    ``nonzeros`` the lower triangle's entries; ``fill`` their share of the triangle; ``blocks``
-    the sizes of its independent diagonal blocks (variables and rows that couple), when known."""
+    ``nonzeros`` the lower triangle's entries. When the variables whose Hessian rows hold only
+    their diagonal (a lifted layer's inputs) touch most constraint rows each, the dense solver
+    eliminates them and the slacks first (``eliminated``), which couples the ``coupled``
+    constraint rows into one dense block; what is left, the ``rest``, is factorized densely.
+    ``fill`` is the share of the rest's lower triangle that is nonzero after the elimination
+    (``rest_nonzeros`` plus the coupled block); ``blocks`` the rest's sizes in the matrix's
+    independent diagonal blocks, when known."""
 
     rows: int
     nonzeros: int
     blocks: tuple[int, ...] = ()
+    eliminated: int = 0
+    coupled: int = 0
+    rest_nonzeros: int | None = None
+
+    @property
+    def rest(self) -> int:
+        return self.rows - self.eliminated
 
     @property
     def fill(self) -> float:
-        return self.nonzeros / (self.rows * (self.rows + 1) / 2) if self.rows else 0.0
+        if not self.rest:
+            return 0.0
+        nonzeros = self.nonzeros if self.rest_nonzeros is None else self.rest_nonzeros
+        triangle = self.rest * (self.rest + 1) / 2
+        return min(1.0, (nonzeros + self.coupled * (self.coupled + 1) / 2) / triangle)
 
     @property
     def dense_sized(self) -> bool:
         """Small and full enough for the dense solver (before looking for independent blocks)."""
-        return 0 < self.rows <= DENSE_ROWS_MAX and self.fill >= DENSE_FILL_MIN
+        return 0 < self.rest <= DENSE_ROWS_MAX and self.fill >= DENSE_FILL_MIN
 
     @property
     def dense(self) -> bool:
-        blocks_cost = sum(float(b) ** 3 for b in self.blocks) or float(self.rows) ** 3
-        return self.dense_sized and float(self.rows) ** 3 <= BLOCK_COST_RATIO * blocks_cost
+        blocks_cost = sum(float(b) ** 3 for b in self.blocks) or float(self.rest) ** 3
+        return self.dense_sized and float(self.rest) ** 3 <= BLOCK_COST_RATIO * blocks_cost
+
+
+def split_cost(eliminated: int, coupled: int, rest: int) -> float:
+    """The dense solver's flops, as its analysis counts them: the elimination's SYRK
+    (eliminated x coupled^2) and the rest's LDL^T (rest^3 / 3)."""
+    return float(eliminated) * coupled ** 2 + float(rest) ** 3 / 3
 
 
 def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = False) -> KktShape:
@@ -103,24 +128,63 @@ def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = Fa
     lower = np.sort(np.maximum(rows, cols) * n + np.minimum(rows, cols))
     # unique by sorting: numpy 2.4's hash-based np.unique took 0.24 s on 307k entries, this 0.01
     lower = lower[np.r_[True, lower[1:] != lower[:-1]]] if lower.size else lower
-    diagonal = np.count_nonzero(lower // n == lower % n)
+    lower_rows, lower_cols = lower // n, lower % n
+    diagonal = np.count_nonzero(lower_rows == lower_cols)
     jac_rows, jac_cols = _triplet(jacobian)
     per_row = np.bincount(jac_rows, minlength=jacobian.size1())
     keep = per_row != 1 if bound_rows else np.ones(per_row.size, bool)
     kept = per_row[keep]
     m = kept.size
+    coupled_entry = keep[jac_rows]
     shape = KktShape(rows=n + 2 * m, nonzeros=int(lower.size + (n - diagonal) + kept.sum() + 3 * m))
+    shape = _with_elimination(shape, n, lower_rows, lower_cols, jac_rows[coupled_entry], jac_cols[coupled_entry])
     if not shape.dense_sized:
         return shape
     # independent blocks: connected components of variables and rows (a slack joins its row)
     row_index = np.cumsum(keep) - 1 + n
-    coupled = keep[jac_rows]
-    graph = scipy.sparse.coo_matrix((np.ones(lower.size + int(coupled.sum())),
-                                     (np.r_[lower // n, row_index[jac_rows[coupled]]],
-                                      np.r_[lower % n, jac_cols[coupled]])), shape=(n + m, n + m))
+    graph = scipy.sparse.coo_matrix((np.ones(lower.size + int(coupled_entry.sum())),
+                                     (np.r_[lower_rows, row_index[jac_rows[coupled_entry]]],
+                                      np.r_[lower_cols, jac_cols[coupled_entry]])), shape=(n + m, n + m))
     _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
-    sizes = np.bincount(labels) + np.bincount(labels[n:], minlength=labels.max() + 1)  # slacks
-    return KktShape(shape.rows, shape.nonzeros, tuple(int(size) for size in sizes))
+    if shape.eliminated:  # the rest: variables with Hessian coupling, and the rows (their slacks eliminated)
+        counted = np.r_[~_eliminated_variables(n, lower_rows, lower_cols), np.ones(m, bool)]
+        sizes = np.bincount(labels[counted], minlength=labels.max() + 1)
+    else:  # every variable, every row and its slack
+        sizes = np.bincount(labels) + np.bincount(labels[n:], minlength=labels.max() + 1)
+    return replace(shape, blocks=tuple(int(size) for size in sizes if size))
+
+
+def _eliminated_variables(n: int, lower_rows: np.ndarray, lower_cols: np.ndarray) -> np.ndarray:
+    """The variables whose Hessian rows hold nothing but the diagonal."""
+    off = lower_rows != lower_cols
+    coupled = np.zeros(n, bool)
+    coupled[lower_rows[off]] = coupled[lower_cols[off]] = True
+    return ~coupled
+
+
+#: the elimination is taken when its dense SYRK costs at most this many times a sparse
+#: elimination of the same rows (sum of their degrees squared): when the eliminated rows each
+#: touch most coupled rows (a lifted layer: 1.2), not when each touches a few (the full space's
+#: neurons: about 160, where MUMPS was 4x faster per iteration)
+CLIQUE_COST_RATIO = 2.0
+
+
+def _with_elimination(shape: KktShape, n: int, lower_rows, lower_cols, jac_rows, jac_cols) -> KktShape:
+    """``shape`` with the dense solver's elimination of the variables with a diagonal Hessian
+    row and of the slacks (whose rows then couple every constraint row), when the coupled rows
+    form one dense block anyway, with the rest's nonzeros; else ``shape``."""
+    eliminated = _eliminated_variables(n, lower_rows, lower_cols)
+    m = (shape.rows - n) // 2
+    variables = int(eliminated.sum())
+    if not variables:
+        return shape
+    degrees = np.bincount(jac_cols, minlength=n)[eliminated].astype(float)
+    e, coupled = variables + m, m
+    if float(e) * coupled ** 2 > CLIQUE_COST_RATIO * (float(np.sum(degrees ** 2)) + m):
+        return shape
+    off_rest = np.count_nonzero((lower_rows != lower_cols) & ~eliminated[lower_rows] & ~eliminated[lower_cols])
+    rest_nonzeros = off_rest + (n - variables) + np.count_nonzero(~eliminated[jac_cols]) + m
+    return replace(shape, eliminated=e, coupled=coupled, rest_nonzeros=int(rest_nonzeros))
 
 
 def _triplet(sparsity: ca.Sparsity) -> tuple[np.ndarray, np.ndarray]:
