@@ -15,7 +15,7 @@ def test_rows_for_each_solver_reach_one_optimum():
     for solver in ("dense", "mumps"):
         row = measure(nlp, args, solver, {})
         assert row["status"] == "Solve_Succeeded" and row["auto"] == "dense"
-        rows.append({"problem": "toy", "case": "8", "formulation": "graybox", "layout": "expression",
+        rows.append({"problem": "toy", "case": "8", "formulation": "graybox", "layout": "expression", "default_layout": "expression",
                      "solver": solver, "limit_s": 1.0, "ratio": 1.0, "ratio_1t": 1.0, **row})
     assert rows[0]["objective"] == pytest.approx(rows[1]["objective"], rel=1e-8)
     stock = {**rows[1], "layout": "rows", "total_s": 2 * rows[0]["total_s"]}
