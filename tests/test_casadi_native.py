@@ -13,7 +13,8 @@ FORMULATIONS = ["full", "reduced", "graybox"]
 #: how each formulation name of the route test is embedded
 EMBEDDINGS = {"full": {"formulation": "full"}, "reduced": {"formulation": "reduced"},
               "graybox": {"formulation": "graybox"},
-              "graybox-variables": {"formulation": "graybox", "graybox_output": "variables"}}
+              "graybox-variables": {"formulation": "graybox", "graybox_output": "variables"},
+              "graybox-lifted": {"formulation": "graybox", "graybox_input": "lifted"}}
 ROUTES = ["opti", "nncas.solver", "nlpsol", "nncas.nlpsol"]
 QUIET = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes"}
 TIGHT = {**QUIET, "ipopt.tol": 1e-12}

@@ -119,3 +119,34 @@ def test_inputs_with_structural_zeros_embed(formulation):
     with torch.no_grad():
         expected = net(torch.tensor([[0.1, -0.2, 0.0, 0.3]])).double().numpy().ravel()
     np.testing.assert_allclose(np.asarray(opti.debug.value(y, opti.initial())).ravel(), expected, rtol=1e-6)
+
+
+def test_graybox_input_lifts_a_narrow_leading_linear_layer():
+    """'auto' lifts 12 -> 4 (a third of the inputs) but not 12 -> 8; lifted, the gray box's
+    output and its derivatives through the linear rows are the network's."""
+    narrow, wide = zoo.mlp([12, 4, 3], seed=1), zoo.mlp([12, 8, 3], seed=1)
+    x = ca.MX.sym("x", 12)
+    lifted = nncas.embed(narrow, x, formulation="graybox")
+    assert lifted.w.shape == (4, 1) and lifted.g.shape == (4, 1)  # z and W x + b - z = 0
+    assert nncas.embed(wide, x, formulation="graybox").w.shape == (0, 1)
+    assert nncas.embed(narrow, x, formulation="graybox", graybox_input="direct").w.shape == (0, 1)
+    point = np.linspace(-1, 1, 12)
+    W, b = (p.detach().numpy() for p in narrow[0].parameters())
+    value = ca.Function("y", [x, lifted.w], [lifted.y])(point, W @ point + b)
+    np.testing.assert_allclose(np.asarray(value).ravel(), nncas.from_torch(narrow).numpy(point), rtol=1e-12)
+    np.testing.assert_allclose(lifted.w0, b, rtol=1e-12)  # z at the default start x = 0
+
+
+@pytest.mark.parametrize("net, options, match", [
+    (zoo.mlp([4, 3, 2]), {"graybox_input": "sideways"}, "graybox_input='sideways'"),
+    (torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(4, 2)), {"graybox_input": "lifted"},
+     "first module is nn.Linear"),
+])
+def test_graybox_input_is_checked(net, options, match):
+    with pytest.raises(nncas.InputError, match=match):
+        nncas.embed(net, ca.MX.sym("x", 4), formulation="graybox", **options)
+
+
+def test_graybox_input_applies_to_the_graybox_only():
+    with pytest.raises(nncas.InputError, match="graybox_input applies to formulation='graybox' only"):
+        nncas.embed(zoo.mlp([4, 3, 2]), ca.MX.sym("x", 4), formulation="reduced", graybox_input="lifted")
