@@ -111,12 +111,6 @@ class KktShape:
         return self.dense_sized and float(self.rest) ** 3 <= BLOCK_COST_RATIO * blocks_cost
 
 
-def split_cost(eliminated: int, coupled: int, rest: int) -> float:
-    """The dense solver's flops, as its analysis counts them: the elimination's SYRK
-    (eliminated x coupled^2) and the rest's LDL^T (rest^3 / 3)."""
-    return float(eliminated) * coupled ** 2 + float(rest) ** 3 / 3
-
-
 def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = False) -> KktShape:
     """The KKT shape for a Hessian sparsity (whole or one triangle) and a Jacobian sparsity.
 
@@ -137,7 +131,8 @@ def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = Fa
     m = kept.size
     coupled_entry = keep[jac_rows]
     shape = KktShape(rows=n + 2 * m, nonzeros=int(lower.size + (n - diagonal) + kept.sum() + 3 * m))
-    shape = _with_elimination(shape, n, lower_rows, lower_cols, jac_rows[coupled_entry], jac_cols[coupled_entry])
+    eliminated = _eliminated_variables(n, lower_rows, lower_cols)
+    shape = _with_elimination(shape, eliminated, lower_rows, lower_cols, jac_cols[coupled_entry])
     if not shape.dense_sized:
         return shape
     # independent blocks: connected components of variables and rows (a slack joins its row)
@@ -147,7 +142,7 @@ def kkt_shape(hessian: ca.Sparsity, jacobian: ca.Sparsity, bound_rows: bool = Fa
                                       np.r_[lower_cols, jac_cols[coupled_entry]])), shape=(n + m, n + m))
     _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
     if shape.eliminated:  # the rest: variables with Hessian coupling, and the rows (their slacks eliminated)
-        counted = np.r_[~_eliminated_variables(n, lower_rows, lower_cols), np.ones(m, bool)]
+        counted = np.r_[~eliminated, np.ones(m, bool)]
         sizes = np.bincount(labels[counted], minlength=labels.max() + 1)
     else:  # every variable, every row and its slack
         sizes = np.bincount(labels) + np.bincount(labels[n:], minlength=labels.max() + 1)
@@ -169,11 +164,11 @@ def _eliminated_variables(n: int, lower_rows: np.ndarray, lower_cols: np.ndarray
 CLIQUE_COST_RATIO = 2.0
 
 
-def _with_elimination(shape: KktShape, n: int, lower_rows, lower_cols, jac_rows, jac_cols) -> KktShape:
+def _with_elimination(shape: KktShape, eliminated: np.ndarray, lower_rows, lower_cols, jac_cols) -> KktShape:
     """``shape`` with the dense solver's elimination of the variables with a diagonal Hessian
     row and of the slacks (whose rows then couple every constraint row), when the coupled rows
     form one dense block anyway, with the rest's nonzeros; else ``shape``."""
-    eliminated = _eliminated_variables(n, lower_rows, lower_cols)
+    n = eliminated.size
     m = (shape.rows - n) // 2
     variables = int(eliminated.sum())
     if not variables:

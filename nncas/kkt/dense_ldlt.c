@@ -121,6 +121,9 @@ void ma27id_(int *icntl, double *cntl)
     cntl[2] = 0.0;     /* pivots of modulus <= CNTL(3) count as zero (besides n eps) */
 }
 
+/* Whether a 1-based entry (i, j) lies in the n x n matrix (MA27 ignores those that do not) */
+static int inside(int i, int j, int n) { return i >= 1 && i <= n && j >= 1 && j <= n; }
+
 /* The rows' roles in IKEEP from the analysis */
 enum { REST = 0, ELIMINATED = 1, COUPLED = 2 };
 
@@ -138,15 +141,15 @@ static int eliminated_rows(int n, int nz, const int *irn, const int *icn, int *r
     int e = -1;
     if (!start || !neighbours || !diagonal) goto done;
     for (int k = 0; k < nz; ++k) {
+        if (!inside(irn[k], icn[k], n)) continue;
         int i = irn[k] - 1, j = icn[k] - 1;
-        if (i < 0 || i >= n || j < 0 || j >= n) continue;
         if (i == j) diagonal[i] = 1;
         else { ++start[i + 1]; ++start[j + 1]; }
     }
     for (int i = 0; i < n; ++i) start[i + 1] += start[i];
     for (int k = 0; k < nz; ++k) {
         int i = irn[k] - 1, j = icn[k] - 1;
-        if (i < 0 || i >= n || j < 0 || j >= n || i == j) continue;
+        if (!inside(irn[k], icn[k], n) || i == j) continue;
         neighbours[start[i]++] = j;
         neighbours[start[j]++] = i;
     }
@@ -180,7 +183,7 @@ void ma27ad_(int *n, int *nz, const int *irn, const int *icn, int *iw, int *liw,
     if (*nz < 0) { info[0] = -2; info[1] = *nz; return; }
     int outside = 0;
     for (int k = 0; k < *nz; ++k)
-        if (irn[k] < 1 || irn[k] > *n || icn[k] < 1 || icn[k] > *n) ++outside;
+        outside += !inside(irn[k], icn[k], *n);
     int coupled = 0, e = eliminated_rows(*n, *nz, irn, icn, ikeep, &coupled);
     if (e < 0) { info[0] = -7; return; }
     int b = *n - e;
@@ -205,8 +208,6 @@ static void count_block(double p, double q, double r, double tol, int *negative,
         else if (eig[i] < 0) ++*negative;
     }
 }
-
-static int inside(int i, int j, int n) { return i >= 1 && i <= n && j >= 1 && j <= n; }
 
 /* Where each row goes, by role: -1 - k E's k-th; k >= 0 the rest's k-th, the rows coupled to E
  * first. Returns E's size, and the coupled rows' count in *c. */
