@@ -22,7 +22,7 @@ import casadi as ca
 import numpy as np
 
 from . import kkt
-from .derivatives import UPPER_TRIANGLE_PLUGINS, derivative_functions
+from .derivatives import UPPER_TRIANGLE_PLUGINS, _call_nodes, derivative_functions
 from .errors import InputError, InputTypeError, StaleProblemError
 from .oracles.callback import BufferCallback
 from .threads import set_casadi_blas_threads
@@ -33,21 +33,50 @@ def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
     """``casadi.nlpsol(name, plugin, nlp, options)`` with fast exact derivatives.
 
     ``nlp`` holds ``x`` and optionally ``p``, ``f``, ``g`` (MX or SX), as for ``casadi.nlpsol``.
-    The returned solver evaluates gray boxes while the embeddings that made them live.
+    The returned solver evaluates gray boxes while the embeddings that made them live; saving
+    one that holds a gray box is refused (CasADi cannot load a Python callback).
     ``kkt_solver``: IPOPT's linear solver, "auto" (dense KKT matrices get nncas's dense
     LDL^T), "dense" or "ipopt" (IPOPT's own options); see :mod:`nncas.kkt`.
     """
     x, p, f, g = _checked_nlp(nlp)
     _check_plugin(plugin, options)
-    functions = derivative_functions(x, p, f, g, upper=plugin in UPPER_TRIANGLE_PLUGINS)
-    options, linear_solver = _with_kkt_solver(options, plugin, kkt_solver, kkt.nlp_shape(functions, options))
-    solver_function = ca.nlpsol(name, plugin, nlp, _with_functions(options, functions))
+    functions = _derivatives(x, p, f, g, plugin, options or {})
+    user_cache = (options or {}).get("cache", {})
+    shape = kkt.nlp_shape({**(functions or derivative_functions(x, p, f, g)), **user_cache}, options)
+    options, linear_solver = _with_kkt_solver(options, plugin, kkt_solver, shape)
+    solver_function = _Solver(ca.nlpsol(name, plugin, nlp, _with_functions(options, _offered(functions, options))))
     solver_function._nncas_linear_solver = linear_solver
     return solver_function
 
 
+class _Solver(ca.Function):
+    """The solver Function :func:`nlpsol` returns: ``save``, ``serialize`` and pickling refuse
+    a solver that holds a Python callback (a gray box), which ``casadi.Function.load`` cannot
+    restore."""
+
+    def _check_serializable(self) -> None:
+        held = sorted({f.name() for f in self.find_functions() if f.class_name() == "CallbackInternal"})
+        if held:
+            raise InputError(f"solver {self.name()!r} holds Python callbacks ({', '.join(held[:3])}"
+                             f"{', ...' if len(held) > 3 else ''}: gray boxes), which casadi.Function.load "
+                             "cannot restore; save the torch model and build the solver again instead.")
+
+    def save(self, *args, **kwargs):
+        self._check_serializable()
+        return super().save(*args, **kwargs)
+
+    def serialize(self, *args, **kwargs):
+        self._check_serializable()
+        return super().serialize(*args, **kwargs)
+
+    def __getstate__(self):
+        self._check_serializable()
+        return super().__getstate__()
+
+
 def _checked_nlp(nlp) -> tuple:
-    """(x, p, f, g) of an nlp dict, checked: one symbolic type (MX or SX) throughout."""
+    """(x, p, f, g) of an nlp dict as ``casadi.nlpsol`` reads it, checked: one symbolic type
+    (MX or SX) throughout, x and p purely symbolic, f scalar (empty: 0), g a dense vector."""
     if not isinstance(nlp, dict) or "x" not in nlp:
         raise InputTypeError(f"nlp must be a dict with at least 'x' (and 'f', 'g', 'p'), got {nlp!r:.80}.")
     unknown = sorted(set(nlp) - {"x", "p", "f", "g"})
@@ -59,12 +88,81 @@ def _checked_nlp(nlp) -> tuple:
     kind = type(x)
     parts = {"p": nlp.get("p", kind(0, 1)), "f": nlp.get("f", kind(0)), "g": nlp.get("g", kind(0, 1))}
     for key, value in parts.items():
-        if isinstance(value, (int, float)):
-            parts[key] = kind(value)
+        if isinstance(value, (int, float, np.number, np.ndarray, ca.DM)) and not isinstance(value, bool):
+            parts[key] = kind(ca.DM(value))
         elif not isinstance(value, kind):
             raise InputTypeError(f"nlp[{key!r}] is {type(value).__name__} but nlp['x'] is {kind.__name__}; "
                                  "use one symbolic type throughout.")
-    return x, parts["p"], parts["f"], parts["g"]
+    for key, value in (("x", x), ("p", parts["p"])):
+        if not value.is_valid_input():
+            raise InputError(f"nlp[{key!r}] must be purely symbolic (symbols, or a vertcat of distinct "
+                             f"symbols), as casadi.nlpsol requires; got an expression of them. Make nlp[{key!r}] "
+                             "the symbols and move the expression into 'f' and 'g'.")
+    for key in ("x", "g"):
+        value = x if key == "x" else parts["g"]
+        if not value.is_empty() and (not value.is_vector() or not value.is_dense()):
+            raise InputError(f"nlp[{key!r}] must be a dense vector, got {value.size1()}x{value.size2()} "
+                             f"with {value.nnz()} nonzeros.")
+    f = parts["f"]
+    if f.is_empty():  # casadi.nlpsol's empty objective: f = 0
+        f = kind(0)
+    elif not f.is_scalar():
+        raise InputError(f"nlp['f'] must be a scalar objective, got {f.size1()}x{f.size2()}; sum its "
+                         "entries (casadi.sum1, casadi.sumsqr) or move them into 'g'.")
+    elif not f.is_dense():
+        raise InputError("nlp['f'] is a structural zero (1x1 with no nonzero), which casadi.nlpsol refuses; "
+                         "use 0 or leave 'f' out.")
+    g = parts["g"] if not parts["g"].is_empty() else kind(0, 1)
+    return x, parts["p"], f, g
+
+
+def _derivatives(x, p, f, g, plugin: str, options: dict) -> dict | None:
+    """The derivative functions of the NLP as ``casadi.nlpsol`` differentiates it with these
+    options, or None where nncas cannot build them so (CasADi builds its own then).
+
+    With ``expand`` (and not ``postpone_expand``) CasADi expands an MX problem before
+    differentiating it, so a called Function's own derivatives (``custom_jacobian``...) give way
+    to those of its expression: the same happens here, in SX, or in MX with every MX Function
+    call inlined when the problem holds gray boxes.
+    """
+    upper = plugin in UPPER_TRIANGLE_PLUGINS
+    if not (options.get("expand") and not options.get("postpone_expand")) or not isinstance(x, ca.MX):
+        return derivative_functions(x, p, f, g, upper=upper)
+    expanded = ca.Function("nlp", [x, p], [f, g]).expand()
+    if not any(expanded.instruction_id(k) == ca.OP_CALL for k in range(expanded.n_instructions())):
+        xs, ps = ca.SX.sym("x", x.sparsity()), ca.SX.sym("p", p.sparsity())
+        return derivative_functions(xs, ps, *expanded(xs, ps), upper=upper)
+    f, g = _inlined([f, g])
+    if any(node.which_function().class_name() == "SXFunction" for node in _call_nodes([f, g])):
+        return None  # an SX Function beside gray boxes: only CasADi's expansion reproduces it
+    return derivative_functions(x, p, f, g, upper=upper)
+
+
+def _inlined(expressions: list) -> list:
+    """``expressions`` with every call of an MX Function replaced by its expression, recursively."""
+    while True:
+        calls = [n for n in _call_nodes(expressions) if n.which_function().class_name() == "MXFunction"]
+        if not calls:
+            return expressions
+        old, new = [], []
+        for node in calls:
+            function = node.which_function()
+            outputs = function.call([node.dep(i) for i in range(function.n_in())], True, False)
+            old += [node.get_output(i) for i in range(function.n_out())]
+            new += outputs
+        expressions = ca.graph_substitute(expressions, old, new)
+
+
+def _offered(functions: dict | None, options: dict | None) -> dict:
+    """The derivative functions handed to the plugin's cache: none of those the user's own
+    ``cache`` entries replace, nor of those ``common_options`` or ``specific_options``
+    configure (CasADi builds these itself, with the options)."""
+    options = options or {}
+    if functions is None or options.get("common_options"):
+        return {}
+    specific = options.get("specific_options")
+    configured = set(specific) if isinstance(specific, dict) else set()
+    return {k: v for k, v in functions.items() if k not in options.get("cache", {}) and k not in configured}
 
 
 def _check_plugin(plugin, options) -> None:
@@ -84,8 +182,9 @@ def _with_kkt_solver(options: dict | None, plugin: str, kkt_solver: str,
 
 
 def _with_functions(options: dict | None, functions: dict) -> dict:
+    """``options`` with ``functions`` added to its cache (the user's entries kept)."""
     options = dict(options or {})
-    options["cache"] = {**options.get("cache", {}), **functions}
+    options["cache"] = {**functions, **options.get("cache", {})}
     return options
 
 
@@ -98,9 +197,8 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     Bounds on variables (``opti.bounded(lo, x, hi)``) reach the solver as bounds when IPOPT's
     KKT matrix is dense, as rows when it is sparse (CasADi's ``detect_simple_bounds``, unless
     ``options`` set it; see docs/kkt.md). Call it once the problem is complete, and again after
-    changing it: ``opti.solve()`` refuses
-    a problem whose objective or constraints changed since (:class:`nncas.StaleProblemError`
-    in the solver's output; CasADi's "nlp_jac_g must have ... rows" when the row count changed).
+    changing it: ``opti.solve()`` raises :class:`nncas.StaleProblemError` for a problem whose
+    objective or constraints changed since.
     ``options`` are CasADi nlpsol options (``"ipopt.tol"``, ``"detect_simple_bounds"``...).
 
     ``blas_threads``: set the threads of CasADi's own BLAS (IPOPT's linear algebra), which is
@@ -128,6 +226,8 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
         checks.append(check)
     # CasADi holds no reference to a Python callback: the Opti keeps its guards
     opti._nncas_guards = checks
+    for method in ("solve", "solve_limited"):
+        setattr(opti, method, _reporting_stale(getattr(ca.Opti, method), guard))
     opts = {"record_time": True, **(options or {})}
     shape = kkt.nlp_shape(functions, {"detect_simple_bounds": opts.get("detect_simple_bounds", True)})
     if "detect_simple_bounds" not in opts:
@@ -156,22 +256,47 @@ def _opti_nlp(opti: ca.Opti):
 
 class _ProblemGuard:
     """Refuses evaluation once the Opti's objective or constraints differ from those the
-    derivative functions were built for."""
+    derivative functions were built for; remembers that it did (``refused``)."""
 
     def __init__(self, opti: ca.Opti):
         self._opti = weakref.ref(opti)
         self._f, self._g = opti.f, opti.g
+        self.refused = False
+
+    def stale(self) -> bool:
+        opti = self._opti()
+        # each bake stacks the same constraint nodes anew (vertcat of vec): compare two levels down
+        return opti is not None and not (ca.is_equal(opti.f, self._f, 2) and ca.is_equal(opti.g, self._g, 2))
 
     def check(self) -> None:
-        opti = self._opti()
-        if opti is None:  # a Function built from the problem, used after the Opti is gone
-            return
-        # each bake stacks the same constraint nodes anew (vertcat of vec): compare two levels down
-        if not (ca.is_equal(opti.f, self._f, 2) and ca.is_equal(opti.g, self._g, 2)):
-            raise StaleProblemError(
-                "the Opti's objective or constraints changed after nncas.solver(opti, ...); its "
-                "derivative functions describe the old problem. Call nncas.solver(opti, ...) again "
-                "before opti.solve().")
+        if self.stale():
+            self.refused = True
+            raise self.error()
+
+    @staticmethod
+    def error() -> StaleProblemError:
+        return StaleProblemError(
+            "the Opti's objective or constraints changed after nncas.solver(opti, ...); its "
+            "derivative functions describe the old problem. Call nncas.solver(opti, ...) again "
+            "before opti.solve().")
+
+
+def _reporting_stale(method, guard: _ProblemGuard):
+    """``Opti.solve`` (or ``solve_limited``) for one Opti, raising :class:`StaleProblemError`
+    where the guard made the solve fail (CasADi reports only "Solver failed"), or where CasADi
+    refused the stale functions' row count."""
+
+    def solve(*args, **kwargs):
+        guard.refused = False
+        opti = guard._opti()
+        try:
+            return method(opti, *args, **kwargs)
+        except RuntimeError as err:
+            if guard.refused or ("must have" in str(err) and guard.stale()):
+                raise guard.error() from err
+            raise
+
+    return solve
 
 
 def _guarded(function: ca.Function, guard: _ProblemGuard, x) -> tuple[ca.Function, BufferCallback]:
