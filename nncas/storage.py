@@ -21,21 +21,38 @@ from .errors import InputError
 
 
 def check_output_path(path: str | Path, what: str, inputs=()) -> Path:
-    """Refuse, before any long work, an output path that cannot be written: a folder, a folder
-    that cannot be created or written, or one of the ``inputs`` (which would be overwritten)."""
+    """Refuse, before any long work, an output path that cannot be written: a folder, a device or
+    other file that is not a regular one, a folder that cannot be created or written (found by
+    creating and removing a file beside the target, as :func:`replaced_atomically` will), or
+    one of the ``inputs`` (which would be overwritten)."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{what} {path} is a folder; give a file name.")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{what} {path} is not a regular file (a device, pipe or socket); give a file name.")
     for source in inputs:
         if source is not None and Path(source).exists() and path.exists() and path.resolve() == Path(source).resolve():
             raise InputError(f"{what} {path} is also an input; writing it would destroy that input.")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise InputError(f"{what} {path}: {path.parent} is a file, not a folder.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"{what} {path}: cannot create its folder ({err.strerror}).") from err
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    probe = _temporary_name(path)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as err:
+        raise InputError(f"{what} {path} cannot be written ({err.strerror}); choose another path.") from err
+    if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{what} {path} cannot be written; choose another path.")
     return path
+
+
+def _temporary_name(path: Path) -> Path:
+    """A fresh name beside ``path`` for a file that becomes ``path``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 @contextmanager
@@ -45,7 +62,7 @@ def replaced_atomically(path: str | Path, keep: bool = False):
     (0666 minus the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = _temporary_name(path)
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies
     try:
         if keep:

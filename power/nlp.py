@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import casadi as ca
 import numpy as np
 
+from nncas.cli import raise_if_interrupted
+
 
 @dataclass(frozen=True)
 class NlpSolution:
@@ -94,7 +96,8 @@ class NlpBuilder:
         }
 
     def solve(self, options: dict | None = None, x0: dict[str, np.ndarray] | None = None) -> NlpSolution:
-        """Solve with IPOPT; ``x0`` overrides start values of named blocks."""
+        """Solve with IPOPT; ``x0`` overrides start values of named blocks. A solve stopped by
+        Ctrl-C raises KeyboardInterrupt (:func:`nncas.cli.raise_if_interrupted`)."""
         if self.objective is None:
             raise ValueError("no objective: call minimize() first")
         opts = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes",
@@ -109,6 +112,7 @@ class NlpBuilder:
         result = solver(**args)
         solve_time = time.perf_counter() - started
         stats = solver.stats()
+        raise_if_interrupted(stats["return_status"])
         x = np.asarray(result["x"]).ravel()
         g = np.asarray(result["g"]).ravel()
         lam = np.asarray(result["lam_g"]).ravel()

@@ -32,8 +32,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from multiprocessing import get_context
@@ -43,8 +45,8 @@ import casadi as ca
 import h5py
 import numpy as np
 
-from nncas.cli import BAD_INPUT, ArgumentParser, fail
-from nncas.storage import replaced_atomically
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, run_main
+from nncas.storage import check_output_path, replaced_atomically
 from power.acopf import AcOpf, add_ac_network
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
@@ -278,56 +280,75 @@ def read_samples(path: str | Path) -> dict:
 
 def run(config: SampleConfig, path: str | Path, n: int, workers: int = 1, batch: int = 16,
         scheduler: str | None = None, log=print) -> int:
-    """Make samples 0..n-1 in ``path`` (skipping those present); returns how many were added."""
+    """Make samples 0..n-1 in ``path`` (skipping those present); returns how many were added.
+    A dask ``scheduler`` is reached before ``path`` is created or read."""
     path = Path(path)
-    sampler = _sampler(config)
-    done = set(open_sample_file(path, config, sampler).tolist())
-    todo = [k for k in range(n) if k not in done]
-    if not todo:
-        log(f"{path}: all {n} samples present")
-        return 0
-    log(f"{path}: {len(done)} present, computing {len(todo)} "
-        f"({'dask ' + scheduler if scheduler else f'{workers} process(es)'})")
-    pending: list[Sample] = []
-    added, start = 0, time.perf_counter()
+    with _dask_client(scheduler) as client:
+        sampler = _sampler(config)
+        done = set(open_sample_file(path, config, sampler).tolist())
+        todo = [k for k in range(n) if k not in done]
+        if not todo:
+            log(f"{path}: all {n} samples present")
+            return 0
+        log(f"{path}: {len(done)} present, computing {len(todo)} "
+            f"({'dask ' + scheduler if scheduler else f'{workers} process(es)'})")
+        pending: list[Sample] = []
+        added, start = 0, time.perf_counter()
 
-    def collect(sample: Sample):
-        pending.append(sample)
-        if len(pending) >= batch:
+        def flush():
+            nonlocal added
+            if not pending:
+                return
+            append_samples(path, pending)
+            added += len(pending)
+            pending.clear()
+            rate = added / (time.perf_counter() - start)
+            left = len(todo) - added
+            log(f"  {len(done) + added}/{n} samples, {rate:.2f}/s, about {left / rate:.0f} s left")
+
+        try:
+            for sample in _map(config, todo, workers, client):
+                pending.append(sample)
+                if len(pending) >= batch:
+                    flush()
+        finally:
             flush()
-
-    def flush():
-        nonlocal added
-        if not pending:
-            return
-        append_samples(path, pending)
-        added += len(pending)
-        pending.clear()
-        rate = added / (time.perf_counter() - start)
-        left = len(todo) - added
-        log(f"  {len(done) + added}/{n} samples, {rate:.2f}/s, about {left / rate:.0f} s left")
-
-    try:
-        for sample in _map(config, todo, workers, scheduler):
-            collect(sample)
-    finally:
-        flush()
     return added
 
 
-def _map(config: SampleConfig, indices: list[int], workers: int, scheduler: str | None):
-    if scheduler:
-        from distributed import Client, as_completed
-        with Client(scheduler) as client:
-            futures = client.map(evaluate_sample, [config] * len(indices), indices, pure=False)
+def _dask_client(scheduler: str | None):
+    """A dask.distributed client connected to ``scheduler`` (an OSError naming the address when
+    none answers in dask's connect timeout, ``distributed.comm.timeouts.connect``), or a
+    context holding None."""
+    if not scheduler:
+        return nullcontext()
+    from distributed import Client
+    try:
+        return Client(scheduler)
+    except (OSError, TimeoutError) as err:
+        raise OSError(f"--scheduler {scheduler}: no dask scheduler answers there ({err}).") from err
+
+
+def _ignore_interrupts():
+    """Pool workers leave Ctrl-C to the parent, which stops them (no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _map(config: SampleConfig, indices: list[int], workers: int, client):
+    if client is not None:
+        from distributed import as_completed
+        futures = client.map(evaluate_sample, [config] * len(indices), indices, pure=False)
+        try:
             for future in as_completed(futures):
                 yield future.result()
+        finally:
+            client.cancel(futures)
         return
     if workers <= 1:
         for k in indices:
             yield evaluate_sample(config, k)
         return
-    with get_context("spawn").Pool(workers) as pool:
+    with get_context("spawn").Pool(workers, initializer=_ignore_interrupts) as pool:
         yield from pool.imap_unordered(_evaluate_star, [(config, k) for k in indices], chunksize=2)
 
 
@@ -358,15 +379,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = SampleConfig(case, dynamics, args.seed, args.spread, args.t_end, args.dt, args.nominal,
                               args.qg)
+        check_output_path(args.out, "out")
         run(config, args.out, args.samples, args.workers, args.batch, args.scheduler)
     except BAD_INPUT as err:
         return fail(parser, err, args.debug)
-    except KeyboardInterrupt:
-        print("\ninterrupted; finished samples are saved, run the same command again to go on.",
-              file=sys.stderr)
-        return 130
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main, "finished samples are saved; run the same command again to go on."))

