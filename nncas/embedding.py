@@ -6,6 +6,7 @@ One implementation for every sink: :func:`embed` returns the pieces of an nlp di
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import casadi as ca
@@ -19,7 +20,8 @@ from .formulation import Embedding, LayerHandle
 from .full_space import add_full_space, add_full_space_graph
 from .graph import GraphNetwork
 from .network import Network
-from .torch_import import from_torch, parse_input_shape
+from .torch_import import from_torch, hooks_of, own_forward, parse_input_shape
+from .verification import Unverifiable, Verification, verify as verify_embedding
 
 FORMULATIONS = ("full", "reduced", "graybox")
 BACKENDS = ("torch", "l4casadi")
@@ -36,7 +38,8 @@ LIFT_WIDTH_SHARE = 0.4
 def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: str = "cpu",
           config: dict | None = None, input_bounds=None, relaxation: float = 0.0, x0=None,
           translations: dict | None = None, graybox_output: str = "expression",
-          graybox_input: str = "auto", input_shape: tuple | None = None, **oracle_options) -> Embedding:
+          graybox_input: str = "auto", input_shape: tuple | None = None, verify: bool = True,
+          **oracle_options) -> Embedding:
     r"""Embed ``y = net(x)``; return an :class:`Embedding` for an nlp dict.
 
     Parameters
@@ -82,6 +85,11 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
         the network at z, so IPOPT's Hessian and KKT matrix are dense in z, not x; "direct"
         evaluates the whole network at x; "auto" (default) lifts when the layer has at most
         :data:`LIFT_WIDTH_SHARE` outputs per input.
+    verify : bool
+        Check the embedding against ``net(x)`` before returning it (default; see
+        :mod:`nncas.verification`): outputs at x0 and at a few points of the input box, and
+        the Jacobian where affordable. A difference raises :class:`nncas.VerificationError`.
+        ``False`` skips the check, for models already verified once.
     oracle_options
         Passed to the torch gray-box oracle (e.g. ``dtype``, ``method``).
 
@@ -102,52 +110,75 @@ def embed(net, x, *, formulation: str = "full", backend: str = "torch", device: 
                  formulation=formulation, backend=backend, device=device, config=config,
                  input_bounds=input_bounds, relaxation=relaxation, translations=translations,
                  graybox_output=graybox_output, graybox_input=graybox_input, input_shape=input_shape,
-                 **oracle_options)
+                 verify=verify, **oracle_options)
 
 
 def build(net, x, x0: np.ndarray, new_symbol, *, formulation, backend, device, config, input_bounds,
           relaxation, translations=None, graybox_output="expression", graybox_input="auto", input_shape=None,
-          **oracle_options) -> Embedding:
+          verify=True, **oracle_options) -> Embedding:
     """The embedding of ``net`` at ``x`` with variables from ``new_symbol(rows, cols)`` (any
     sink); ``x0`` (n_in, K) seeds the start values."""
     if formulation not in FORMULATIONS:
         raise InputError(f"formulation={formulation!r}; choose one of {FORMULATIONS}.")
-    if formulation != "graybox" and (backend, device) != ("torch", "cpu"):
-        raise InputError(f"backend and device apply to formulation='graybox' only (got backend={backend!r}, "
-                         f"device={device!r} with formulation={formulation!r}).")
+    if not isinstance(verify, bool):
+        raise InputTypeError(f"verify={verify!r}; give True (check the embedding against torch) or False.")
+    if formulation != "graybox":
+        given = {name: value for name, value, default in (
+            ("backend", backend, "torch"), ("device", device, "cpu"), ("graybox_output", graybox_output, "expression"),
+            ("graybox_input", graybox_input, "auto")) if value != default}
+        if given:
+            raise InputError(f"{', '.join(f'{k}={v!r}' for k, v in given.items())} apply to formulation='graybox' "
+                             f"only (got formulation={formulation!r}); drop them or use the gray box.")
     if isinstance(net, torch.nn.Module):
         _check_evaluation_mode(net)
     if config and formulation != "full":
         raise InputError(f"config applies to formulation='full' only (got formulation={formulation!r}); "
                          "drop it or use the full space.")
-    if not (isinstance(relaxation, (int, float)) and np.isfinite(relaxation) and relaxation >= 0):
+    if not (isinstance(relaxation, numbers.Real) and not isinstance(relaxation, bool) and np.isfinite(relaxation)
+            and relaxation >= 0):
         raise InputError(f"relaxation must be a finite number >= 0 (the ReLU complementarity's epsilon), "
                          f"got {relaxation!r}.")
+    relaxation = float(relaxation)
     if input_shape is not None:
         input_shape = _checked_input_shape(input_shape, x.size1())
     if not np.all(np.isfinite(x0)):
         raise InputError("the start point of x holds NaN or Inf (x0=, or opti.set_initial / set_value); "
                          "give finite start values.")
+    box = None if input_bounds is None else _box(input_bounds, x.size1())
     if formulation == "graybox":
         form = _graybox(_with_input_shape(net, input_shape), x, x0, new_symbol, backend, device,
                         translations, graybox_output, graybox_input, oracle_options)
     else:
         if oracle_options:
             raise InputTypeError(f"unexpected options {sorted(oracle_options)} for formulation={formulation!r}.")
-        if graybox_input != "auto":
-            raise InputError(f"graybox_input applies to formulation='graybox' only (got {graybox_input!r} with "
-                             f"formulation={formulation!r}).")
         form = _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation, translations,
                           input_shape)
-    if input_bounds is not None:
-        lo, hi = _box(input_bounds, form.n_in)
-        form.add_constraint(x, lo[:, None], hi[:, None])
+    if verify and isinstance(net, torch.nn.Module):
+        form.verification = _verified(form, net, x, x0, box, input_shape, formulation, backend,
+                                      dict(device=device, config=config, relaxation=relaxation,
+                                           translations=translations, graybox_output=graybox_output,
+                                           graybox_input=graybox_input, input_shape=input_shape,
+                                           **oracle_options))
+    if box is not None:
+        form.add_constraint(x, box[0][:, None], box[1][:, None])
     return form
+
+
+def _verified(form, net, x, x0, box, input_shape, formulation, backend, options) -> Verification:
+    """:func:`nncas.verification.verify` of ``form``; an embedding whose x is an SX expression
+    (not evaluable on its own) is checked through a twin built on a fresh SX symbol."""
+    dtype = torch.float32 if backend == "l4casadi" else options.get("dtype", torch.float64)
+    try:
+        return verify_embedding(form, net, x0, box, input_shape, dtype, formulation)
+    except Unverifiable:
+        twin = build(net, ca.SX.sym("x", *x.shape), x0, lambda rows, cols: ca.SX.sym("w", rows, cols),
+                     formulation=formulation, backend=backend, input_bounds=None, verify=False, **options)
+        return verify_embedding(twin, net, x0, box, input_shape, dtype, formulation)
 
 
 def _algebraic(net, x, x0, new_symbol, formulation, config, input_bounds, relaxation,
                translations, input_shape) -> Embedding:
-    network = net if isinstance(net, Network) else _translated(net, x, translations, input_shape)
+    network = net if isinstance(net, (Network, GraphNetwork)) else _translated(net, x, translations, input_shape)
     _check_input_size(network.n_in, x)
     form = Embedding(formulation, network.name, network.n_in, network.n_out, network.n_params,
                      inputs=x, network=network, new_symbol=new_symbol)
@@ -214,15 +245,34 @@ def _graybox(net, x, x0, new_symbol, backend, device, translations, output, gray
 
 def _lifted_layer(net: torch.nn.Module, graybox_input: str):
     """(the leading ``nn.Linear`` to lift, or None; the network the gray box evaluates)."""
-    leading = net[0] if isinstance(net, torch.nn.Sequential) and len(net) > 1 else None
-    if graybox_input == "direct" or not isinstance(leading, torch.nn.Linear):
+    why_not = _not_liftable(net)
+    if graybox_input == "direct" or why_not:
         if graybox_input == "lifted":
-            raise InputError("graybox_input='lifted' needs a torch.nn.Sequential whose first module is "
-                             f"nn.Linear; {type(net).__name__} starts otherwise. Use 'auto' or 'direct'.")
+            raise InputError(f"graybox_input='lifted' needs an nn.Sequential whose first module is nn.Linear and "
+                             f"which has more after it; {why_not}. Use graybox_input='auto' or 'direct'.")
         return None, net
+    leading = net[0]
     if graybox_input == "auto" and leading.out_features > LIFT_WIDTH_SHARE * leading.in_features:
         return None, net
-    return leading, net[1:]
+    return leading, torch.nn.Sequential(*list(net)[1:])
+
+
+def _not_liftable(net: torch.nn.Module) -> str:
+    """Why the first layer of ``net`` cannot be lifted out of the gray box ("" when it can)."""
+    name = type(net).__name__
+    if isinstance(net, torch.nn.Linear):
+        return "a bare nn.Linear leaves nothing for the gray box (use the full or reduced space)"
+    if not isinstance(net, torch.nn.Sequential):
+        return f"{name} is not an nn.Sequential"
+    if own_forward(net):
+        return f"{name} has a forward of its own"
+    if len(net) < 2 or not isinstance(net[0], torch.nn.Linear):
+        first = type(net[0]).__name__ if len(net) else "nothing"
+        return f"{name} starts with {first}" + (", and nothing after it" if len(net) < 2 else "")
+    hooked = hooks_of(torch.nn.ModuleList([net[0]])) or [h for h in hooks_of(net) if h.startswith(name + ".")]
+    if hooked:
+        return f"{name} has hooks ({', '.join(hooked)})"
+    return ""
 
 
 def _add_lifted_layer(form: Embedding, layer: torch.nn.Linear, x, x0: np.ndarray):
@@ -315,9 +365,9 @@ def _start(x0, shape, input_bounds) -> np.ndarray:
             a = np.asarray(x0, dtype=float)
         except (TypeError, ValueError):
             raise InputError(f"x0 must be numbers (an array of x's shape), got {x0!r}.") from None
-        if a.size not in (n, n * K):
-            sizes = f"{n}" if K == 1 else f"{n} (one column for all) or {n * K}"
-            raise InputError(f"x0 has {a.size} entries; x is {n} x {K} (give {sizes}).")
+        if a.shape not in {(n,), (n, 1), (n, K), (n * K,)}:
+            shapes = f"({n},)" if K == 1 else f"({n},) or ({n}, 1) for all columns, ({n}, {K}) or ({n * K},)"
+            raise InputError(f"x0 has shape {a.shape}; x is {n} x {K}: give {shapes}.")
         return np.broadcast_to(a.reshape(n, -1, order="F"), shape).copy()
     if input_bounds is None:
         return np.zeros(shape)
@@ -361,7 +411,11 @@ def _box(bounds, n):
     except (TypeError, ValueError):
         raise InputError("input_bounds must be a pair (lower, upper) of scalars or arrays of the "
                          f"network's {n} inputs.") from None
-    lo, hi = (np.asarray(b, dtype=float).reshape(-1) for b in (lo, hi))
+    try:
+        lo, hi = (np.asarray(b, dtype=float).reshape(-1) for b in (lo, hi))
+    except (TypeError, ValueError):
+        raise InputError(f"input_bounds=({lo!r}, {hi!r}); give numbers (scalars or arrays of the network's "
+                         f"{n} inputs, -inf/inf for no bound).") from None
     for name, b in (("lower", lo), ("upper", hi)):
         if b.size not in (1, n):
             raise InputError(f"input_bounds: the {name} bound has {b.size} entries; the network "
@@ -369,6 +423,9 @@ def _box(bounds, n):
     lo, hi = np.broadcast_to(lo, (n,)).copy(), np.broadcast_to(hi, (n,)).copy()
     if np.isnan(lo).any() or np.isnan(hi).any():
         raise InputError("input_bounds hold NaN; give numbers (-inf/inf for no bound).")
+    if np.any(lo == np.inf) or np.any(hi == -np.inf):
+        raise InputError("input_bounds: a lower bound of +inf or an upper bound of -inf leaves no input; "
+                         "use -inf/inf for no bound.")
     if np.any(lo > hi):
         raise InputError("input_bounds: some lower bounds exceed their upper bounds.")
     return lo, hi

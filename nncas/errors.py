@@ -4,7 +4,8 @@
     ├── InputError (ValueError)            a bad argument value, shape or file content
     │   ├── InputTypeError (TypeError)     an argument of the wrong kind
     │   │   └── UnsupportedLayerError      a torch module nncas cannot translate
-    │   └── DeviceError (RuntimeError)     a device asked for that this machine lacks
+    │   ├── DeviceError (RuntimeError)     a device asked for that this machine lacks
+│   └── VerificationError              an embedding that does not reproduce its torch module
     └── StaleProblemError (RuntimeError)   derivative functions of a problem that changed since
 
 They subclass the built-in exceptions they refine, so ``except ValueError`` keeps working.
@@ -29,6 +30,11 @@ class UnsupportedLayerError(InputTypeError):
 
 class DeviceError(InputError, RuntimeError):
     """A torch device was asked for that this machine or torch build cannot use."""
+
+
+class VerificationError(InputError):
+    """An embedding differs from the torch module it was built from (checked before it is
+    returned): the model does something the formulation cannot reproduce."""
 
 
 class StaleProblemError(NncasError, RuntimeError):

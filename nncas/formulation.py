@@ -84,6 +84,8 @@ class Embedding:
     oracle: object = None
     #: the translated layers (full and reduced space); None for a gray box
     network: Network | None = None
+    #: what the check against the torch module found (:mod:`nncas.verification`); None if skipped
+    verification: object = None
     #: makes one block of variables: (rows, columns) -> symbol
     new_symbol: Callable | None = field(default=None, repr=False)
 
@@ -169,6 +171,8 @@ class Embedding:
             f"({self.n_in} -> {self.n_out}, {self.n_params:,} parameters{where})",
             f"  added {self.n_variables} variables and {self.n_constraints} constraint rows",
         ]
+        if self.verification is not None:
+            lines.append(f"  {self.verification}")
         for h in self.layers:
             lines.append(
                 f"  [{h.index}] {type(h.layer).__name__:<11} out {h.output.numel():>6}"

@@ -155,6 +155,9 @@ def from_fx(module: torch.nn.Module, shape: tuple, translate, name: str) -> Grap
         shapes[node.name] = out_shape
 
     for node in traced.graph.nodes:
+        if _in_place(node, traced) and len(node.args[0].users) > 1:
+            refuse(node, f"changes its input {node.args[0].name} in place while other operations also read it, "
+                         "which a traced graph cannot reproduce; use the out-of-place form (inplace=False, x = x + ...)")
         if node.op == "placeholder":
             if nodes:
                 refuse(node, "is a second input; nncas embeds networks of one input")
@@ -181,6 +184,18 @@ def from_fx(module: torch.nn.Module, shape: tuple, translate, name: str) -> Grap
         else:
             refuse(node, "uses module attributes directly (get_attr); wrap them in modules")
     return GraphNetwork(nodes, math.prod(shape), name=name, source=module)
+
+
+def _in_place(node, traced) -> bool:
+    """A module with ``inplace=True``, a function called with ``inplace=True`` or a tensor method
+    such as ``add_``: it overwrites its first argument."""
+    if not node.args or not isinstance(node.args[0], torch.fx.Node):
+        return False
+    if node.op == "call_module":
+        return bool(getattr(traced.get_submodule(node.target), "inplace", False))
+    if node.op == "call_function":
+        return bool(node.kwargs.get("inplace", False))
+    return node.op == "call_method" and node.target.endswith("_") and not node.target.startswith("_")
 
 
 def _batch_size(node, batch: set) -> bool:

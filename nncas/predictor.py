@@ -18,7 +18,7 @@ def add_predictor(opti: ca.Opti, net, x, *, formulation: str = "full", backend: 
                   device: str = "cpu", config: dict | None = None, input_bounds=None,
                   relaxation: float = 0.0, translations: dict | None = None,
                   graybox_output: str = "expression", graybox_input: str = "auto",
-                  input_shape: tuple | None = None, **oracle_options):
+                  input_shape: tuple | None = None, verify: bool = True, **oracle_options):
     r"""Embed ``y = net(x)`` in ``opti``; return ``(y, embedding)``.
 
     ``x`` is an MX column (n_in, 1) or matrix (n_in, K) of Opti variables, parameters or
@@ -48,7 +48,7 @@ def add_predictor(opti: ca.Opti, net, x, *, formulation: str = "full", backend: 
     form = build(net, x, x0, lambda rows, cols: opti.variable(rows, cols), formulation=formulation,
                  backend=backend, device=device, config=config, input_bounds=input_bounds,
                  relaxation=relaxation, translations=translations, graybox_output=graybox_output,
-                 graybox_input=graybox_input, input_shape=input_shape, **oracle_options)
+                 graybox_input=graybox_input, input_shape=input_shape, verify=verify, **oracle_options)
     _add_to(opti, form)
     return form.outputs, form
 

@@ -121,10 +121,35 @@ BUILTIN_TRANSLATIONS: dict[type, Translation] = {
 }
 
 
+def own_forward(module: nn.Module) -> bool:
+    """Whether ``module`` is an ``nn.Sequential`` whose class replaces Sequential's ``forward``
+    (it then computes something else than the chain of its children)."""
+    return isinstance(module, nn.Sequential) and type(module).forward is not nn.Sequential.forward
+
+
+def hooks_of(module: nn.Module) -> list[str]:
+    """Where hooks are registered on ``module`` or its submodules (and torch's global module
+    hooks): a translation reads parameters, so it would miss what they do."""
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    found = [f"{name or type(module).__name__}.{kind.strip('_')}" for name, sub in module.named_modules()
+             for kind in kinds if getattr(sub, kind, None)]
+    globals_ = torch.nn.modules.module
+    for kind in ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                 "_global_backward_pre_hooks"):
+        if getattr(globals_, kind, None):
+            found.append(f"torch.nn.modules.module.{kind.strip('_')}")
+    return found
+
+
 def _translate(module: nn.Module, table: dict, shape: Shape | None) -> tuple[list, Shape | None]:
     """The layers of ``module`` and its output shape, for an input of ``shape`` (without the
     batch axis; None while unknown: a chain that starts without a fixed size)."""
     kind = type(module)
+    if own_forward(module) and kind not in table:
+        raise UnsupportedLayerError(
+            f"{kind.__name__} is an nn.Sequential with its own forward inside a chain; nncas translates it only "
+            "as the whole model (traced with torch.fx) or with a rule: translations={"
+            f"{kind.__name__}: rule}}; or embed the model with formulation='graybox'.")
     shaped = SHAPED_RULES.get(kind)
     if kind is nn.BatchNorm1d and shape is not None and len(shape) == 2:
         shaped = batchnorm_channels  # over the channels of a (C, L) input
@@ -184,6 +209,12 @@ def from_torch(module: nn.Module, n_in: int | None = None, name: str | None = No
     if not isinstance(module, nn.Module):
         raise InputTypeError(f"expected a torch.nn.Module, got {type(module).__name__}.")
     _check_rules(translations or {}, "translations")
+    hooks = hooks_of(module)
+    if hooks:
+        raise UnsupportedLayerError(
+            f"{type(module).__name__} has hooks ({', '.join(hooks[:4])}), which change what the module computes "
+            "at run time; a translation would ignore them. Remove them, or embed the model with "
+            "formulation='graybox', which calls the module itself.")
     shape = _input_shape(input_shape, n_in)
     table = _table(translations)
     if _is_graph(module, table):
@@ -203,17 +234,22 @@ def _is_graph(module: nn.Module, table: dict) -> bool:
     """A model class of the user's own (not a torch module, not one with a rule): traced by
     torch.fx, so residual blocks, sums and concatenations in its ``forward`` embed too."""
     kind = type(module)
-    if kind in table or kind in SHAPED_RULES or isinstance(module, nn.Sequential):
+    if kind in table or kind in SHAPED_RULES:
         return False
+    if isinstance(module, nn.Sequential):
+        return any(own_forward(sub) and type(sub) not in table for sub in module.modules())
     return not kind.__module__.startswith("torch.")
 
 
 def parse_input_shape(input_shape) -> Shape:
     """``input_shape`` as a tuple of positive sizes, or a clear error."""
     try:
-        shape = tuple(int(s) for s in input_shape)
-    except (TypeError, ValueError):
+        sizes = tuple(input_shape)
+    except TypeError:
         raise InputError(f"input_shape={input_shape!r}; give a tuple of sizes such as (1, 28, 28).") from None
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in sizes):
+        raise InputError(f"input_shape={input_shape!r}; give whole numbers such as (1, 28, 28).")
+    shape = tuple(int(s) for s in sizes)
     if not shape or min(shape) < 1:
         raise InputError(f"input_shape={input_shape!r}; give positive sizes such as (1, 28, 28).")
     return shape
