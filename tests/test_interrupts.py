@@ -1,0 +1,125 @@
+"""Ctrl-C: real command lines and real solves stopped by SIGINT mid-run. The interrupt reaches
+the caller as KeyboardInterrupt, a CLI exits 130 with one line "interrupted", no result file is
+replaced and no sample is stored as failed."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from nncas.cli import INTERRUPTED_EXIT
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT_S = 300  # a hung child is killed after this long (a failure, not a measurement)
+
+
+def interrupt(command: list[str], ready: str, delay: float = 1.0, group: bool = False) -> tuple[int, str, str]:
+    """Run ``command``, wait for a line of its output containing ``ready`` and ``delay`` seconds
+    more, send SIGINT (to its whole process group with ``group``, as a terminal's Ctrl-C does);
+    return (exit status, stdout, stderr)."""
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    watchdog = threading.Timer(LIMIT_S, proc.kill)
+    watchdog.start()
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if ready in line:
+                break
+        else:
+            proc.wait()
+            pytest.fail(f"{command} ended before printing {ready!r}: {''.join(seen)}{proc.stderr.read()}")
+        time.sleep(delay)
+        (os.killpg if group else os.kill)(proc.pid, signal.SIGINT)
+        out, err = proc.communicate()
+    finally:
+        watchdog.cancel()
+    return proc.returncode, "".join(seen) + out, err
+
+
+def assert_reported_as_interrupted(code: int, err: str) -> None:
+    """Exit 130; stderr: one line of ours starting with "interrupted", after at most CasADi's own
+    warning lines about the interrupt; no traceback."""
+    assert code == INTERRUPTED_EXIT, err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert lines and lines[-1].startswith("interrupted"), err
+    assert all(line.startswith("CasADi - ") and "KeyboardInterrupt" in line for line in lines[:-1]), err
+
+
+def stored(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return f["index"][()], f["ok"][()]
+
+
+def sample_command(out: Path, n: int, workers: int, batch: int) -> list[str]:
+    # a 0.02 s simulation: most of a sample's time is its IPOPT power flow
+    return [sys.executable, "-m", "power.sample", "example", str(out), "-n", str(n), "--workers", str(workers),
+            "--batch", str(batch), "--nominal", "case", "--t-end", "0.02", "--dt", "0.01"]
+
+
+def test_sampling_stops_at_ctrl_c_without_storing_a_failed_sample(tmp_path):
+    out = tmp_path / "s.h5"
+    code, _, err = interrupt(sample_command(out, 3000, 1, 100_000), "computing", delay=1.5)
+    assert_reported_as_interrupted(code, err)
+    index, ok = stored(out)
+    assert 0 < len(index) < 3000 and ok.all()  # the run stopped; what it finished is stored, all converged
+    np.testing.assert_array_equal(index, np.arange(len(index)))  # so a rerun computes the rest
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_ctrl_c_with_a_process_pool_prints_no_worker_traceback(tmp_path):
+    out = tmp_path / "s.h5"
+    code, _, err = interrupt(sample_command(out, 2000, 2, 1), "samples,", delay=0.5, group=True)
+    assert_reported_as_interrupted(code, err)
+    index, ok = stored(out)
+    assert 0 < len(index) < 2000 and ok.all()
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from vision.data import load_mnist
+    from vision.train import ensure_classifier
+
+    return ensure_classifier(128, data=load_mnist())
+
+
+def test_interrupted_adversarial_solve_leaves_the_json_file(tmp_path, classifier):
+    result = tmp_path / "out.json"
+    result.write_text('{"a good": "result"}\n')
+    command = [sys.executable, "-m", "vision.adversarial", "--formulation", "reduced", "--verbose",
+               "--json", str(result)]
+    code, _, err = interrupt(command, "iter    objective")
+    assert_reported_as_interrupted(code, err)
+    assert result.read_text() == '{"a good": "result"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+GRAYBOX_SOLVE = """
+import sys, numpy as np, torch
+from vision.adversarial import solve_adversarial
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.Tanh(), torch.nn.Linear(1024, 1024),
+                          torch.nn.Tanh(), torch.nn.Linear(1024, 10), torch.nn.Softmax(dim=-1))
+try:
+    x, stats, _, _ = solve_adversarial(net, np.full(784, 0.5), 3, options={"ipopt.print_level": 5, "ipopt.sb": "no"})
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", file=sys.stderr)
+    sys.exit(130)
+print("returned", stats["status"], file=sys.stderr)
+"""
+
+
+def test_ctrl_c_in_a_torch_graybox_solve_raises_keyboard_interrupt():
+    """nncas as the caller of a solve whose time goes to the torch gray box's callbacks."""
+    code, _, err = interrupt([sys.executable, "-c", GRAYBOX_SOLVE], "iter    objective", delay=2.0)
+    assert code == INTERRUPTED_EXIT and err.strip().splitlines()[-1] == "KeyboardInterrupt", err
