@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from nncas.cli import BAD_INPUT, ArgumentParser, fail
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, run_main
 from nncas.storage import check_output_path
 from power.acopf import AcOpf
 from power.cases import case3
@@ -32,4 +32,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

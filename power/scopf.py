@@ -35,7 +35,7 @@ import casadi as ca
 import numpy as np
 import scipy.sparse as sp
 
-from nncas.cli import BAD_INPUT, ArgumentParser, fail
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, run_main
 from nncas.storage import check_output_path
 from power.acopf import AcNetworkBlock, add_ac_network, add_base_case, sparse_dm
 from power.cases import scopf3_case
@@ -191,4 +191,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

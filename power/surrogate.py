@@ -35,7 +35,7 @@ from torch import nn
 
 from nncas import AffineScaling
 from nncas.checks import learning_rate, whole_number
-from nncas.cli import BAD_INPUT, ArgumentParser, fail
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, interrupted, run_main
 from nncas.devices import resolve_device
 from nncas.storage import check_output_path, read_weights, save_weights, torch_save_atomic
 from power.sample import read_samples
@@ -300,11 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     except BAD_INPUT as err:
         return fail(parser, err, args.debug)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; run the same command again to resume from {checkpoint}.", file=sys.stderr)
-        return 130
+        return interrupted(f"run the same command again to resume from {checkpoint}.")
     print(json.dumps({k: meta[k] for k in ("width", "train_rmse_hz", "validation_rmse_hz")}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import nncas
-from nncas.cli import BAD_INPUT, ArgumentParser, fail
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 from nncas.storage import check_output_path
 from nncas.threads import set_casadi_blas_threads
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
@@ -91,7 +91,8 @@ def build_tscopf(case: GoC1Case, net: torch.nn.Module, formulation: str = "reduc
     inputs_start = np.asarray(ca.Function("inputs", [x], [inputs])(x_start)).ravel()
     # problem 8 keeps the gray box's y variables: on Hawaii 37 that took 269 iterations / 5.5 s
     # against 305 / 6.7 s as an expression (docs/kkt.md)
-    oracle_options = {"graybox_output": "variables", **oracle_options}
+    if formulation == "graybox":
+        oracle_options = {"graybox_output": "variables", **oracle_options}
     embedding = nncas.embed(net, inputs, formulation=formulation, backend=backend, device=device,
                             x0=inputs_start, **oracle_options)
     rows = [(g, b["lbg"], b["ubg"]), (embedding.g, embedding.lbg, embedding.ubg)]
@@ -164,6 +165,7 @@ def solve_tscopf(problem: TscopfProblem, net: torch.nn.Module, options: dict | N
                           {**IPOPT_OPTIONS, **warm, "record_time": True, **(options or {})})
     setup = time.perf_counter() - started
     result = solver(**problem.args)  # a failed solve returns IPOPT's last iterate
+    raise_if_interrupted(solver.stats()["return_status"])  # Ctrl-C is no result
     stats = nncas.problem_stats(solver, result)
     solution = np.asarray(result["x"]).ravel()
     x_vec = problem.value(problem.x, solution)
@@ -255,4 +257,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

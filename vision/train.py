@@ -13,13 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from nncas.checks import learning_rate, whole_number
-from nncas.cli import BAD_INPUT, ArgumentParser, fail
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, interrupted, run_main
+from nncas.errors import InputError
 from nncas.storage import check_output_path, torch_save_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import WIDTHS, build_classifier, check_width, logits, parse_width
 from vision.storage import default_path, load_classifier, save_classifier
 
 DEFAULTS = {"epochs": 4, "seed": 0, "batch_size": 128, "lr": 1e-3}
+MAX_SEED = 2**32 - 1
 
 
 def accuracy(net, images, labels, batch=2000):
@@ -37,6 +39,8 @@ def check_settings(epochs, seed, batch_size, lr) -> None:
     whole_number("epochs", epochs)
     whole_number("batch_size", batch_size)
     whole_number("seed", seed, minimum=0)
+    if seed > MAX_SEED:  # epoch e shuffles with seed * 100_003 + e, which torch takes as 64 bits
+        raise InputError(f"seed must be at most {MAX_SEED} (2**32 - 1), got {seed}.")
     learning_rate("lr", lr)
 
 
@@ -134,12 +138,10 @@ def main(argv=None):
     except (*BAD_INPUT, MNISTError) as err:
         return fail(parser, err, args.debug)
     except KeyboardInterrupt:
-        print("\ninterrupted; run the same command again to resume from the last finished epoch.",
-              file=sys.stderr)
-        return 130
+        return interrupted("run the same command again to resume from the last finished epoch.")
     print(f"saved {path}: test accuracy {100 * meta['test_accuracy']:.2f}%")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
