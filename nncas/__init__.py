@@ -9,16 +9,19 @@
 """
 from . import layers
 from .embedding import embed
-from .errors import DeviceError, InputError, InputTypeError, NncasError, StaleProblemError, UnsupportedLayerError
+from .errors import (DeviceError, InputError, InputTypeError, NncasError, StaleProblemError, UnsupportedLayerError,
+                     VerificationError)
 from .formulation import Embedding
 from .network import Network
 from .predictor import add_predictor
 from .solve import ProblemStats, nlpsol, problem_stats, solver
 from .torch_import import AffineScaling, from_torch, register_translation
+from .verification import Verification
 
 __all__ = [
     "embed", "Embedding", "add_predictor", "nlpsol", "solver", "problem_stats", "ProblemStats",
     "Network", "from_torch", "register_translation", "AffineScaling", "layers",
     "NncasError", "InputError", "InputTypeError", "UnsupportedLayerError", "DeviceError", "StaleProblemError",
+    "VerificationError", "Verification",
 ]
 __version__ = "0.2.0"

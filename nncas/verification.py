@@ -137,6 +137,16 @@ def verify(form, net: torch.nn.Module, x0: np.ndarray, box, input_shape, toleran
     start = time.perf_counter()
     reference = TorchReference(net, input_shape)
     pieces = _Pieces(form)
+    try:
+        return _verify(form, reference, pieces, x0, box, tolerance_dtype, formulation, seed, start)
+    except RuntimeError as err:  # the module or its derivatives fail where the solver will call them
+        raise VerificationError(
+            f"the {formulation} embedding of {form.model_name} fails when evaluated at x0 or near it: "
+            f"{str(err).strip().splitlines()[-1]}. nncas embeds modules whose output and torch.autograd "
+            "derivatives can be evaluated in float64 on their own (no .numpy(), no data-dependent Python).") from err
+
+
+def _verify(form, reference, pieces, x0, box, tolerance_dtype, formulation, seed, start) -> Verification:
     eps = max(torch.finfo(reference.dtype).eps, torch.finfo(tolerance_dtype).eps)
     check = _Checker(form, formulation, 4 * np.sqrt(eps))
     n, K = x0.shape
