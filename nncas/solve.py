@@ -199,7 +199,8 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     ``options`` set it; see docs/kkt.md). Call it once the problem is complete, and again after
     changing it: ``opti.solve()`` raises :class:`nncas.StaleProblemError` for a problem whose
     objective or constraints changed since.
-    ``options`` are CasADi nlpsol options (``"ipopt.tol"``, ``"detect_simple_bounds"``...).
+    ``options`` are CasADi nlpsol options (``"ipopt.tol"``, ``"detect_simple_bounds"``...),
+    honoured as by :func:`nlpsol` (``expand``, the user's ``cache``, ``common_options``).
 
     ``blas_threads``: set the threads of CasADi's own BLAS (IPOPT's linear algebra), which is
     process-wide (:mod:`nncas.threads`); 1 avoids a fight for the cores with a torch gray box on
@@ -219,23 +220,27 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     x, p, f, g = _opti_nlp(opti)
     if x.numel() == 0 or (f.is_zero() and g.numel() == 0):
         raise InputError("the Opti has no variables, objective or constraints yet; build the problem first.")
-    functions = derivative_functions(x, p, f, g, upper=plugin in UPPER_TRIANGLE_PLUGINS)
-    guard, checks = _ProblemGuard(opti), []
-    for name in ("nlp_grad_f", "nlp_jac_fg"):
-        functions[name], check = _guarded(functions[name], guard, x)
-        checks.append(check)
+    opts = {"record_time": True, **(options or {})}
+    functions = _derivatives(x, p, f, g, plugin, opts)
+    offered = _offered(functions, opts)
+    guard, checks = _ProblemGuard(opti), {}
+    # one guarded function among those each kind of plugin evaluates at every iteration
+    for candidates in (("nlp_grad_f", "nlp_jac_g", "nlp_hess_l"), ("nlp_jac_fg", "nlp_hess_l")):
+        name = next((n for n in candidates if n in offered), None)
+        if name is not None and name not in checks:
+            offered[name], checks[name] = _guarded(functions[name], guard, x)
     # CasADi holds no reference to a Python callback: the Opti keeps its guards
-    opti._nncas_guards = checks
+    opti._nncas_guards = list(checks.values())
     for method in ("solve", "solve_limited"):
         setattr(opti, method, _reporting_stale(getattr(ca.Opti, method), guard))
-    opts = {"record_time": True, **(options or {})}
-    shape = kkt.nlp_shape(functions, {"detect_simple_bounds": opts.get("detect_simple_bounds", True)})
+    described = {**(functions or derivative_functions(x, p, f, g)), **opts.get("cache", {})}
+    shape = kkt.nlp_shape(described, {"detect_simple_bounds": opts.get("detect_simple_bounds", True)})
     if "detect_simple_bounds" not in opts:
         opts["detect_simple_bounds"] = kkt.bounds_as_bounds(shape)
         if not opts["detect_simple_bounds"]:
-            shape = kkt.nlp_shape(functions, opts)
+            shape = kkt.nlp_shape(described, opts)
     opts, opti._nncas_linear_solver = _with_kkt_solver(opts, plugin, kkt_solver, shape)
-    opts = _with_functions(opts, functions)
+    opts = _with_functions(opts, offered)
     if plugin_options is not None:
         opti.solver(plugin, opts, plugin_options)
     else:

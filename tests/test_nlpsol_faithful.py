@@ -209,3 +209,43 @@ def test_the_cache_keys_the_fast_path_relies_on(plugin, detect_simple_bounds, gr
             f"CasADi {ca.__version__} {plugin} no longer reads cache['{key}']")
     S(x0=[0.3, 0.2], lbg=[0.1, -1], ubg=[1, 1])
     assert S.stats()["success"]
+
+
+def test_nncas_solver_expands_as_opti_solver():
+    """The Opti route reads expand as opti.solver does: the custom Jacobian gives way."""
+    values = []
+    for route in ("opti", "nncas"):
+        opti = ca.Opti()
+        x = opti.variable()
+        _, f = _custom_jacobian_problem()
+        opti.minimize(f(x - 3))
+        options = {**QUIET, "ipopt.max_iter": 5, "expand": True}
+        opti.solver("ipopt", options) if route == "opti" else nncas.solver(opti, "ipopt", options)
+        sol = opti.solve_limited()
+        values.append((opti.stats()["return_status"], float(sol.value(x))))
+    assert values[1] == values[0] == ("Solve_Succeeded", 3.0)
+
+
+def test_nncas_solver_takes_helper_options_as_opti_solver():
+    gradients = []
+    for route in ("opti", "nncas"):
+        opti = ca.Opti()
+        x = opti.variable()
+        opti.minimize(ca.exp(x) + x ** 4)
+        options = {**QUIET, "common_options": FD, "ipopt.hessian_approximation": "limited-memory"}
+        opti.solver("ipopt", options) if route == "opti" else nncas.solver(opti, "ipopt", options)
+        opti.solve()
+        gradients.append(float(opti.debug.casadi_solver.get_function("nlp_grad_f")(1.3, [])[1]))
+    assert gradients[1] == gradients[0] != pytest.approx(np.exp(1.3) + 4 * 1.3 ** 3, rel=1e-12, abs=0)
+
+
+def test_nncas_solver_keeps_a_users_cache_entry():
+    opti = ca.Opti()
+    x = opti.variable(2)
+    opti.minimize(ca.sumsqr(x - 1) + x[0] ** 4)
+    xs, p, lam_f, lam_g = ca.MX.sym("x", 2), ca.MX(0, 1), ca.MX.sym("lam_f"), ca.MX.sym("lam_g", 0)
+    zero = ca.Function("nlp_hess_l", [xs, p, lam_f, lam_g], [ca.MX(ca.triu(ca.DM.zeros(2, 2)))])
+    nncas.solver(opti, "ipopt", {**QUIET, "ipopt.max_iter": 3, "cache": {"nlp_hess_l": zero}})
+    opti.solve_limited()
+    used = opti.debug.casadi_solver.get_function("nlp_hess_l")
+    assert float(ca.sumsqr(used([0.5, 0.5], [], 1.0, []))) == 0
