@@ -14,6 +14,7 @@ stopped after ``--limit`` seconds: CasADi's own Hessian construction takes minut
 """
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -24,6 +25,8 @@ import torch
 from torch import nn
 
 import nncas
+from benchmarks.report import whole_numbers
+from nncas.cli import ArgumentParser, raise_if_interrupted, run_main
 
 CELLS = [("full", {}), ("reduced", {}), ("graybox", {"backend": "torch"}),
          ("graybox", {"backend": "l4casadi"})]
@@ -74,6 +77,7 @@ def nlpsol_cell(route: str, formulation: str, n_in: int, width: int) -> dict:
     solver(x0=np.concatenate([x_ref, e.w0]), lbx=np.concatenate([np.zeros(n_in), e.lbw]),
            ubx=np.concatenate([np.ones(n_in), e.ubw]), lbg=np.concatenate([e.lbg, [0.6]]),
            ubg=np.concatenate([e.ubg, [np.inf]]))
+    raise_if_interrupted(solver.stats()["return_status"])
     return {"construction_s": construction, "first_iteration_s": time.perf_counter() - start}
 
 
@@ -107,19 +111,22 @@ def compare_nlpsol(sizes, width, limit):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m benchmarks.construction", description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--naive", type=int, default=0, metavar="N",
                         help="also time CasADi's default Hessian path at N inputs (slow beyond ~300)")
-    parser.add_argument("--nlpsol", default="", metavar="SIZES",
+    parser.add_argument("--nlpsol", type=whole_numbers, default="", metavar="SIZES",
                         help="also compare casadi.nlpsol and nncas.nlpsol at these input counts, e.g. 100,400,784")
     parser.add_argument("--limit", type=float, default=600, help="seconds per plain nlpsol cell")
     parser.add_argument("--cell", help=argparse.SUPPRESS)  # route,formulation,n_in: one cell, JSON out
     args = parser.parse_args(argv)
+    if args.width < 1 or args.naive < 0 or not (math.isfinite(args.limit) and args.limit > 0):
+        parser.error(f"--width {args.width} must be positive, --naive {args.naive} at least 0 and "
+                     f"--limit {args.limit} a positive number of seconds")
     if args.cell:
         route, formulation, n_in = args.cell.split(",")
         print(json.dumps(nlpsol_cell(route, formulation, int(n_in), args.width)))
-        return
+        return 0
     net = mnist_architecture(args.width)
     params = sum(p.numel() for p in net.parameters())
     print(f"MNIST architecture, width {args.width}, {params:,} parameters, 784 inputs")
@@ -138,8 +145,9 @@ def main(argv=None):
         print(f"\nreduced space at {args.naive} inputs: nncas.solver {ours:.3f} s, "
               f"plain opti.solver {naive:.3f} s ({naive / ours:.0f}x)")
     if args.nlpsol:
-        compare_nlpsol([int(n) for n in args.nlpsol.split(",")], args.width, args.limit)
+        compare_nlpsol(args.nlpsol, args.width, args.limit)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

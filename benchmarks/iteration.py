@@ -11,8 +11,8 @@ to 50M parameters on a GPU). The first call of each kind includes the device's w
 """
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 
 import casadi as ca
 import numpy as np
@@ -20,7 +20,9 @@ import torch
 
 import nncas
 from benchmarks.oracle import mnist_classifier, scopf_surrogate
-from benchmarks.report import cpu_name
+from benchmarks.report import cpu_name, whole_numbers
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.devices import resolve_device
 from nncas.threads import set_casadi_blas_threads
 
 
@@ -34,6 +36,7 @@ def solve_once(net, n_in: int, device: str, target: int, margin: float) -> dict:
                           {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "record_time": True,
                            "ipopt.max_iter": 200})
     result = solver(x0=x_ref, lbx=0, ubx=1, lbg=y0 + margin * abs(y0), ubg=np.inf)
+    raise_if_interrupted(solver.stats()["return_status"])
     s = nncas.problem_stats(solver, result)
     per = 1e3 / max(s.iterations, 1)
     return {"status": s.status, "iterations": s.iterations, "per_iteration_ms": s.total_s * per,
@@ -42,16 +45,20 @@ def solve_once(net, n_in: int, device: str, target: int, margin: float) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scopf", default="100,1000", help="surrogate widths, 117 inputs")
-    parser.add_argument("--mnist", default="128", help="classifier widths, 784 inputs")
+    parser = ArgumentParser(prog="python -m benchmarks.iteration", description=__doc__.splitlines()[0])
+    parser.add_argument("--scopf", type=whole_numbers, default="100,1000", help="surrogate widths, 117 inputs")
+    parser.add_argument("--mnist", type=whole_numbers, default="128", help="classifier widths, 784 inputs")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--warmup", action="store_true", help="solve once before the timed solve")
     args = parser.parse_args(argv)
+    try:
+        resolve_device(args.device)
+        cells = [(f"SCOPF-{w}", scopf_surrogate(w), 117, 0, 0.01) for w in args.scopf]
+        cells += [(f"MNIST-{w}", mnist_classifier(w), 784, 1, 0.02) for w in args.mnist]
+    except BAD_INPUT as err:
+        return fail(parser, err, args.debug)
     set_casadi_blas_threads(1)  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else cpu_name()
-    cells = [(f"SCOPF-{w}", scopf_surrogate(int(w)), 117, 0, 0.01) for w in args.scopf.split(",") if w]
-    cells += [(f"MNIST-{w}", mnist_classifier(int(w)), 784, 1, 0.02) for w in args.mnist.split(",") if w]
     print(f"device: {name} ({args.device})")
     print("| problem | params | status | iterations | ms / iteration | Hessian | Jacobian | functions | IPOPT |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -64,7 +71,8 @@ def main(argv=None):
               f"{row['hessian_ms']:.1f} | {row['jacobian_ms']:.1f} | {row['function_ms']:.1f} | {row['ipopt_ms']:.1f} |",
               flush=True)
         print(json.dumps({"problem": problem, "params": params, **row}), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

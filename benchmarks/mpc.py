@@ -9,7 +9,6 @@ cold first solve separately, IPOPT iterations and the closed-loop cost.
     python -m benchmarks.mpc [--horizons 10,20,50] [--embeddings full,reduced,...]
                              [--steps 60] [--threads 1] [--out docs/mpc_cpu]
 """
-import argparse
 import os
 import sys
 import time
@@ -19,7 +18,8 @@ import casadi as ca
 import numpy as np
 import torch
 
-from benchmarks.report import machine, write_report
+from benchmarks.report import check_report_path, machine, whole_numbers, write_report
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import mpc_pendulum  # noqa: E402  (examples/ is not a package)
@@ -34,6 +34,9 @@ def measure(net, plant, embedding, horizon, steps, initial_states) -> dict:
     mpc = mpc_pendulum.PendulumMPC(net, plant, horizon, embedding)
     build_s = time.perf_counter() - start
     runs = [mpc_pendulum.closed_loop(mpc, x0, steps) for x0 in initial_states]
+    for run in runs:  # a step stopped by Ctrl-C is no failed solve to count
+        for step in run.steps:
+            raise_if_interrupted(step.status)
     warm = np.concatenate([run.solve_s[1:] for run in runs])
     wall = np.concatenate([[s.wall_s for s in run.steps[1:]] for run in runs])
     iterations = np.concatenate([[s.iterations for s in run.steps[1:]] for run in runs])
@@ -74,20 +77,26 @@ def machine_line() -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--horizons", default="10,20,50")
+    parser = ArgumentParser(prog="python -m benchmarks.mpc", description=__doc__.splitlines()[0])
+    parser.add_argument("--horizons", type=whole_numbers, default="10,20,50")
     parser.add_argument("--embeddings", default=",".join(mpc_pendulum.EMBEDDINGS))
     parser.add_argument("--steps", type=int, default=60, help="closed-loop samples per run")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; one suits networks this small (docs/mpc.md)")
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    if args.steps < 1 or args.threads < 1:
+        parser.error(f"--steps {args.steps} and --threads {args.threads} must be positive whole numbers")
     embeddings = [e.strip() for e in args.embeddings.split(",") if e.strip()]
     unknown = sorted(set(embeddings) - set(mpc_pendulum.EMBEDDINGS))
     if unknown:
         parser.error(f"unknown embeddings {unknown}; choose from {sorted(mpc_pendulum.EMBEDDINGS)}")
-    horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
+    try:
+        check_report_path(args.out)
+    except BAD_INPUT as err:
+        return fail(parser, err, args.debug)
+    torch.set_num_threads(args.threads)
+    horizons = args.horizons
     plant = mpc_pendulum.Pendulum()
     net = mpc_pendulum.learned_model(plant)
     header = (f"Pendulum MPC with a learned 3-32-32-2 tanh model, {args.steps} samples of "
@@ -105,7 +114,8 @@ def main(argv=None):
     table = markdown(rows, header)
     print("\n" + table)
     write_report(args.out, header, rows, table)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -22,8 +22,8 @@ disturbed by other load). Results go to JSON and a markdown table.
     python -m benchmarks.oracle [--mnist 128,512,1024] [--scopf 100,500,1000,2000] [--cnn] [--device cpu]
                                 [--skip-l4casadi] [--rounds 3] [--out docs/oracle]
 """
-import argparse
 import itertools
+import sys
 import time
 
 import casadi as ca
@@ -31,8 +31,10 @@ import numpy as np
 import torch
 
 import nncas
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, run_main
 from nncas.derivatives import derivative_functions
-from benchmarks.report import cpu_name, write_report
+from nncas.devices import resolve_device
+from benchmarks.report import check_report_path, cpu_name, whole_numbers, write_report
 from power.surrogate import build_surrogate
 from vision.models import build_classifier
 
@@ -157,9 +159,9 @@ def markdown(rows, header):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", default="128,512,1024", help="hidden widths, 784 inputs")
-    parser.add_argument("--scopf", default="100,500,1000,2000", help="hidden widths, 117 inputs")
+    parser = ArgumentParser(prog="python -m benchmarks.oracle", description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", type=whole_numbers, default="128,512,1024", help="hidden widths, 784 inputs")
+    parser.add_argument("--scopf", type=whole_numbers, default="100,500,1000,2000", help="hidden widths, 117 inputs")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cnn", action="store_true",
                         help="add the MNIST CNN (vision --width cnn): the structured path with its "
@@ -171,10 +173,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: make at least one pass.")
-    device = torch.device(args.device)
+    try:
+        device = resolve_device(args.device)
+        check_report_path(args.out)
+        cells = [(f"MNIST-{w}", mnist_classifier(w), 784, 10) for w in args.mnist]
+        cells += [(f"SCOPF-{w}", scopf_surrogate(w), 117, 37) for w in args.scopf]
+    except BAD_INPUT as err:
+        return fail(parser, err, args.debug)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    cells = [(f"MNIST-{w}", mnist_classifier(w), 784, 10) for w in _widths(args.mnist)]
-    cells += [(f"SCOPF-{w}", scopf_surrogate(w), 117, 37) for w in _widths(args.scopf)]
     if args.cnn:
         cells.append(("MNIST-CNN", mnist_classifier("cnn"), 784, 10))
     # Times are the best over several passes, and the rate is measured before and after every
@@ -199,15 +205,13 @@ def main(argv=None):
     table = markdown(rows, header)
     print("\n" + table)
     write_report(args.out, header, rows, table)
+    return 0
+
 
 def _faster(row, other):
     """``row`` with each time (a key ending in _s) the lesser of its and ``other``'s."""
     return {key: min(value, other[key]) if key.endswith("_s") else value for key, value in row.items()}
 
 
-def _widths(text):
-    return [int(w) for w in text.split(",") if w.strip()]
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -24,15 +24,19 @@ from ``$NNCAS_HAWAII37``, default ``../shared/hawaii37`` beside the repository).
 """
 from __future__ import annotations
 
-import argparse
 import json
+import math
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 
-from benchmarks.report import machine
-from nncas.storage import replaced_atomically, write_text_atomic
+from benchmarks.report import machine, whole_numbers
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.errors import InputError
+from nncas.storage import check_output_path, replaced_atomically, write_text_atomic
 
 FORMULATIONS = ("full", "full-cold", "full-bounds", "reduced", "graybox")
 BACKENDS = ("torch", "l4casadi")
@@ -61,6 +65,7 @@ def _solve(opti, time_limit, blas_threads=None):
         sol = opti.solve()
     except RuntimeError:  # not converged or stopped: keep what IPOPT reports
         sol = opti.debug
+        raise_if_interrupted(sol.stats()["return_status"])  # Ctrl-C is no result
     stats = nncas.problem_stats(opti, sol).as_dict()
     stats["solver_build_s"] = build
     return stats
@@ -139,8 +144,11 @@ def cell_key(cell: dict) -> tuple:
 
 
 def _run_cell(cell, queue):
-    """Child process: solve one cell and put its record (or the error) on ``queue``."""
+    """Child process: solve one cell and put its record (or the error) on ``queue``. Ctrl-C is
+    left to the parent, which stops the child."""
     import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     if cell["threads"]:
         torch.set_num_threads(cell["threads"])
@@ -165,14 +173,17 @@ def run_cell(cell: dict) -> dict:
     process.start()
     deadline = tic + cell["time_limit_s"] + GRACE_S
     outcome = None
-    while outcome is None and time.perf_counter() < deadline:
-        try:
-            outcome = queue.get(timeout=1.0)
-        except Exception:  # queue.Empty: still running
-            if not process.is_alive():
-                outcome = {"error": f"the cell's process died (exit code {process.exitcode})"}
+    try:
+        while outcome is None and time.perf_counter() < deadline:
+            try:
+                outcome = queue.get(timeout=1.0)
+            except Exception:  # queue.Empty: still running
+                if not process.is_alive():
+                    outcome = {"error": f"the cell's process died (exit code {process.exitcode})"}
+    finally:  # the time limit passed, or Ctrl-C: the child is stopped either way
+        if outcome is None:
+            process.kill()
     if outcome is None:
-        process.kill()
         outcome = {"error": None, "time_limit": True}
     process.join(5)
     wall = time.perf_counter() - tic
@@ -319,8 +330,16 @@ def _list(text, allowed, what):
     items = [s.strip() for s in text.split(",") if s.strip()]
     bad = [s for s in items if s not in allowed]
     if bad:
-        raise SystemExit(f"unknown {what} {', '.join(bad)}; choose from {', '.join(allowed)}.")
+        raise InputError(f"unknown {what} {', '.join(bad)}; choose from {', '.join(allowed)}.")
     return items
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse, before any cell runs, an ``--out`` that is a file or whose files cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder for results.jsonl, tables.md and the plots.")
+    for name in ("results.jsonl", "tables.md"):
+        check_output_path(out / name, "--out")
 
 
 def cells(problem, sizes, formulations, backends, device, time_limit, threads=None, surrogate_epochs=3000):
@@ -336,9 +355,9 @@ def cells(problem, sizes, formulations, backends, device, time_limit, threads=No
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.paper", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m benchmarks.paper", description=__doc__.splitlines()[0])
     parser.add_argument("--problem", choices=PROBLEMS)
-    parser.add_argument("--sizes", default="", help="comma-separated widths, e.g. 128,512")
+    parser.add_argument("--sizes", type=whole_numbers, default="", help="comma-separated widths, e.g. 128,512")
     parser.add_argument("--formulations", default="full,reduced,graybox",
                         help=f"comma-separated, from {', '.join(FORMULATIONS)}")
     parser.add_argument("--backends", default="torch", help="gray-box backends: torch,l4casadi")
@@ -353,20 +372,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.render_only and not (args.problem and args.sizes):
         parser.error("--problem and --sizes are needed (or --render-only).")
-    try:
-        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    except ValueError:
-        raise SystemExit(f"--sizes {args.sizes!r}: give comma-separated integers, e.g. 128,512.")
-    formulations = _list(args.formulations, FORMULATIONS, "formulation")
-    backends = _list(args.backends, BACKENDS, "backend")
+    if not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        parser.error(f"--time-limit {args.time_limit}: give a positive number of seconds.")
+    if (args.threads is not None and args.threads < 1) or args.surrogate_epochs < 1:
+        parser.error("--threads and --surrogate-epochs must be positive whole numbers.")
     if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
-        raise SystemExit(f"--device {args.device!r}: use cpu or cuda.")
+        parser.error(f"--device {args.device!r}: use cpu or cuda.")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        formulations = _list(args.formulations, FORMULATIONS, "formulation")
+        backends = _list(args.backends, BACKENDS, "backend")
+        check_out_folder(out)
+    except BAD_INPUT as err:
+        return fail(parser, err, args.debug)
     results = out / "results.jsonl"
+    errors = 0
     if not args.render_only:
         records = load_records(results)
-        todo = pending(cells(args.problem, sizes, formulations, backends, args.device, args.time_limit,
+        todo = pending(cells(args.problem, args.sizes, formulations, backends, args.device, args.time_limit,
                              args.threads, args.surrogate_epochs), records)
         done = len(records)
         info = machine()
@@ -376,10 +399,16 @@ def main(argv=None):
                   f"{cell['backend']} {cell['device']} ...", end=" ", flush=True)
             record = {**run_cell(cell), "machine": info}
             append_record(results, record)
+            errors += record.get("status") == "error"
             print(_outcome(record) if record.get("status") != "error" else f"error: {record['error']}",
                   flush=True)
     print(render(out))
+    if errors:
+        print(f"{parser.prog}: {errors} cell(s) ended in an error (recorded in {results}; a rerun retries them).",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main, "finished cells are recorded; run the same command again to go on."))

@@ -1,5 +1,6 @@
 """Benchmark results next to each other: OUT.json (header and rows) and OUT.md (the table), and
 the description of the machine they came from."""
+import argparse
 import json
 import os
 import platform
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from nncas.storage import write_text_atomic
+from nncas.storage import check_output_path, write_text_atomic
 
 
 def cpu_name() -> str:
@@ -29,6 +30,24 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def whole_numbers(text: str) -> list[int]:
+    """argparse type: comma-separated positive whole numbers ("128,512"; "" for none)."""
+    try:
+        values = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        values = [0]
+    if any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive whole numbers; give e.g. 128,512")
+    return values
+
+
+def check_report_path(out: str | None) -> None:
+    """Refuse, before any measurement, an ``out`` whose OUT.json or OUT.md cannot be written."""
+    if out:
+        for suffix in (".json", ".md"):
+            check_output_path(Path(out).with_suffix(suffix), "--out")
 
 
 def write_report(out: str | None, header: str, rows: list[dict], table: str) -> None:
