@@ -88,7 +88,7 @@ def _checked_nlp(nlp) -> tuple:
     kind = type(x)
     parts = {"p": nlp.get("p", kind(0, 1)), "f": nlp.get("f", kind(0)), "g": nlp.get("g", kind(0, 1))}
     for key, value in parts.items():
-        if isinstance(value, (int, float, np.number, np.ndarray, ca.DM)) and not isinstance(value, bool):
+        if isinstance(value, (int, float, np.number, np.ndarray, ca.DM)):
             parts[key] = kind(ca.DM(value))
         elif not isinstance(value, kind):
             raise InputTypeError(f"nlp[{key!r}] is {type(value).__name__} but nlp['x'] is {kind.__name__}; "

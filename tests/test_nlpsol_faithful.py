@@ -123,6 +123,24 @@ def test_expand_with_a_graybox_inlines_the_function_calls():
     assert out[1][0] == "Solve_Succeeded"
 
 
+def test_expand_with_an_sx_function_beside_a_graybox_is_casadis():
+    """An SX Function with a custom Jacobian beside a gray box: CasADi's own expansion decides
+    (nncas leaves the derivatives to it), so the result is CasADi's."""
+    net = nn.Sequential(nn.Linear(1, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    keep = []
+
+    def nlp():
+        s = ca.SX.sym("s")
+        J = ca.Function("jac_f", [s, ca.SX(1, 1)], [-s], ["x", "out_r"], ["jac_r_x"])
+        f = ca.Function("f", [s], [s ** 2], ["x"], ["r"], {"custom_jacobian": J, "jac_penalty": 0})
+        x = ca.MX.sym("x")
+        keep.append(nncas.embed(net, x, formulation="graybox"))
+        return {"x": x, "f": f(x - 3) + keep[-1].y}
+    out = _both(nlp, {**QUIET, "expand": True})
+    _assert_same(out, rel=1e-10)
+    assert out[1][0] == "Solve_Succeeded"
+
+
 def _rosenbrock_like():
     """CasADi's test_ipopt_custom_hess problem: (x, f, g, lam_f, lam_g) in SX."""
     x = ca.SX.sym("x", 3)
