@@ -48,7 +48,7 @@ class GrayBoxCall:
     output: ca.MX
 
 
-def _call_nodes(expressions: list) -> list:
+def call_nodes(expressions: list) -> list:
     """Every function-call node in the graphs of ``expressions``, in evaluation order."""
     expressions = [e for e in expressions if isinstance(e, ca.MX)]
     if not expressions:
@@ -59,17 +59,33 @@ def _call_nodes(expressions: list) -> list:
             if walk.instruction_id(k) == ca.OP_CALL]
 
 
+def inlined(expressions: list) -> list:
+    """``expressions`` with every call of an MX Function replaced by its expression, recursively
+    (what ``expand`` does to them, the gray boxes left as calls)."""
+    while True:
+        calls = [n for n in call_nodes(expressions) if n.which_function().class_name() == "MXFunction"]
+        if not calls:
+            return expressions
+        old, new = [], []
+        for node in calls:
+            function = node.which_function()
+            outputs = function.call([node.dep(i) for i in range(function.n_in())], True, False)
+            old += [node.get_output(i) for i in range(function.n_out())]
+            new += outputs
+        expressions = ca.graph_substitute(expressions, old, new)
+
+
 def find_graybox_calls(expressions: list) -> list[GrayBoxCall]:
     """The gray-box calls in ``expressions`` whose inputs hold no other gray box's output."""
     calls = []
-    for node in _call_nodes(expressions):
+    for node in call_nodes(expressions):
         function = node.which_function()
         if function.n_in() == 1 and function.n_out() == 1 and function.class_name() not in _TRANSPARENT:
             calls.append(GrayBoxCall(function, node.dep(0), node.get_output(0)))
     outputs = {c.output.__hash__() for c in calls}
     nested = set()
     for c in calls:
-        inner = {n.get_output(0).__hash__() for n in _call_nodes([c.input])}
+        inner = {n.get_output(0).__hash__() for n in call_nodes([c.input])}
         if inner & outputs:
             nested.add(c.output.__hash__())
     return [c for c in calls if c.output.__hash__() not in nested]

@@ -22,7 +22,7 @@ import casadi as ca
 import numpy as np
 
 from . import kkt
-from .derivatives import UPPER_TRIANGLE_PLUGINS, _call_nodes, derivative_functions
+from .derivatives import UPPER_TRIANGLE_PLUGINS, call_nodes, derivative_functions, inlined
 from .errors import InputError, InputTypeError, StaleProblemError
 from .oracles.callback import BufferCallback
 from .threads import set_casadi_blas_threads
@@ -132,25 +132,10 @@ def _derivatives(x, p, f, g, plugin: str, options: dict) -> dict | None:
     if not any(expanded.instruction_id(k) == ca.OP_CALL for k in range(expanded.n_instructions())):
         xs, ps = ca.SX.sym("x", x.sparsity()), ca.SX.sym("p", p.sparsity())
         return derivative_functions(xs, ps, *expanded(xs, ps), upper=upper)
-    f, g = _inlined([f, g])
-    if any(node.which_function().class_name() == "SXFunction" for node in _call_nodes([f, g])):
+    f, g = inlined([f, g])
+    if any(node.which_function().class_name() == "SXFunction" for node in call_nodes([f, g])):
         return None  # an SX Function beside gray boxes: only CasADi's expansion reproduces it
     return derivative_functions(x, p, f, g, upper=upper)
-
-
-def _inlined(expressions: list) -> list:
-    """``expressions`` with every call of an MX Function replaced by its expression, recursively."""
-    while True:
-        calls = [n for n in _call_nodes(expressions) if n.which_function().class_name() == "MXFunction"]
-        if not calls:
-            return expressions
-        old, new = [], []
-        for node in calls:
-            function = node.which_function()
-            outputs = function.call([node.dep(i) for i in range(function.n_in())], True, False)
-            old += [node.get_output(i) for i in range(function.n_out())]
-            new += outputs
-        expressions = ca.graph_substitute(expressions, old, new)
 
 
 def _offered(functions: dict | None, options: dict | None) -> dict:
