@@ -11,7 +11,7 @@ as one Function and compared with ``net(x)`` (hooks, in-place operations and a c
   that determine them (a square system: the full space of smooth layers, a lifted first layer,
   gray-box output variables);
 - at a few seeded points of the input box (or near :math:`x_0` without one): the outputs, with
-  the variables solved from that square system by Newton's method; where the variables are not
+  the variables solved from that square system by the chord method; where the variables are not
   determined by equalities (ReLU and max-pooling complementarities) the translated network
   the rows were built from is evaluated instead.
 
@@ -41,7 +41,13 @@ EXTRA_POINTS = 3
 #: columns of x (each a forward and a double reverse sweep of the module)
 JACOBIAN_DIRECTIONS = 2
 JACOBIAN_COLUMNS = 4
-NEWTON_STEPS = 60
+CHORD_STEPS = 60
+#: Krylov steps for a derivative of the variables (about twice the number of layers needed)
+GMRES_STEPS = 80
+#: embeddings whose variables are determined by equality rows get their derivatives (at x0,
+#: through the rows) and their values at other points (the chord method) checked up to this many
+#: variables; larger ones are checked at x0 and, elsewhere, through the network they translate
+IMPLICIT_VARIABLES = 4096
 
 
 @dataclass(frozen=True)
@@ -110,16 +116,18 @@ class _Pieces:
             x = symbol
         try:
             self.function = ca.Function("nncas_verify", [x, w], [ca.densify(y), g])
-            self._rows_in_w = ca.Function("nncas_verify_g_w", [x, w], [ca.jacobian(g, w)])
         except RuntimeError as err:  # rows that hold other symbols than x and the embedding's own
             raise Unverifiable from err
-        self._forward = None
+        self._symbols, self._rows = (x, w), g
+        self._forward = self._rows_in_w = None
 
     def __call__(self, x: np.ndarray, w: np.ndarray):
         y, g = self.function(x, w)
         return np.asarray(y, dtype=float), np.asarray(g, dtype=float).reshape(-1)
 
     def g_w(self, x: np.ndarray, w: np.ndarray) -> scipy.sparse.csc_matrix:
+        if self._rows_in_w is None:
+            self._rows_in_w = ca.Function("nncas_verify_g_w", [*self._symbols], [ca.jacobian(self._rows, self._symbols[1])])
         return scipy.sparse.csc_matrix(self._rows_in_w(x, w).sparse())
 
     def forward(self, x: np.ndarray, w: np.ndarray, dx: np.ndarray, dw: np.ndarray):
@@ -158,21 +166,28 @@ def _verify(form, reference, pieces, x0, box, tolerance_dtype, formulation, seed
     truth0 = reference(x0.T).T
     check.outputs(y0, truth0, "the start point x0")
     check.rows(g0)
-    square = _square_rows(form, pieces)
+    square = _square_rows(form) and form.n_variables <= IMPLICIT_VARIABLES
     jacobian_error = _compare_jacobians(pieces, reference, x0, w0, square, check, seed)
+    factor = None
+    checked = K
     for first in range(0, extra.shape[1], K):
         points = extra[:, first:first + K]
         points = np.concatenate([points, x0[:, points.shape[1]:]], axis=1)  # fill the K columns
         where = "a point of the input box" if box is not None else "a point near x0"
         if form.n_variables == 0:
             check.outputs(pieces(points, w0)[0], reference(points.T).T, where)
-        elif square is not None:
-            w = _solve_variables(pieces, form, points, w0, square, check.tolerance)
-            if w is not None:
-                check.outputs(pieces(points, w)[0], reference(points.T).T, where)
+        elif square:
+            factor = factor or scipy.sparse.linalg.splu(pieces.g_w(x0, w0).tocsc())
+            w = _solve_variables(pieces, form, points, w0, factor, check.tolerance)
+            if w is None:
+                continue
+            check.outputs(pieces(points, w)[0], reference(points.T).T, where)
         elif form.network is not None:
             check.outputs(form.network.numpy(points), reference(points.T).T, where + " (translated network)")
-    return Verification(K + extra.shape[1], check.worst_value, jacobian_error, check.tolerance,
+        else:
+            continue
+        checked += min(K, extra.shape[1] - first)
+    return Verification(checked, check.worst_value, jacobian_error, check.tolerance,
                         time.perf_counter() - start)
 
 
@@ -253,21 +268,17 @@ def _box_points(x0: np.ndarray, box, count: int, seed: int) -> np.ndarray:
     return np.clip(np.where(finite, inside, near), lo, hi)
 
 
-def _square_rows(form, pieces: _Pieces):
-    """Indices of the rows that hold variables when they are equalities as many as the
-    variables (which they then determine), else None."""
-    if form.n_variables == 0:
-        return None
-    rows = np.unique(pieces.function.sparsity_jac(1, 1).get_triplet()[0])
-    equal = form.lbg[rows] == form.ubg[rows]
-    return rows if rows.size == form.n_variables and equal.all() else None
+def _square_rows(form):
+    """Whether the embedding's rows (all of which hold its variables: the input box's rows come
+    later) are equalities as many as the variables, which they then determine."""
+    return 0 < form.n_variables == form.n_constraints and np.array_equal(form.lbg, form.ubg)
 
 
 def _compare_jacobians(pieces: _Pieces, reference: TorchReference, x0, w0, square, check: _Checker, seed: int):
     """The largest relative difference of dy/dx v over random directions v (all columns of x
     moved at once, so a column's outputs must follow its own input only), or None where the
     variables are not determined by equalities."""
-    if check.form.n_variables and square is None:
+    if check.form.n_variables and not square:
         return None
     rng = np.random.default_rng(seed)
     K = x0.shape[1]
@@ -275,29 +286,45 @@ def _compare_jacobians(pieces: _Pieces, reference: TorchReference, x0, w0, squar
     for _ in range(JACOBIAN_DIRECTIONS):
         v = rng.standard_normal(x0.shape)
         dw = np.zeros_like(w0)
-        if square is not None:
-            dg = pieces.forward(x0, w0, v, dw)[1][square]
-            dw[:] = -scipy.sparse.linalg.spsolve(pieces.g_w(x0, w0)[square].tocsc(), dg)
+        if square:
+            dw = _implicit_direction(pieces, x0, w0, v)
+            if dw is None:
+                return None
         dy = pieces.forward(x0, w0, v, dw)[0]
         for k in range(min(K, JACOBIAN_COLUMNS)):
             worst = max(worst, check.jacobian(dy[:, k], reference.jvp(x0[:, k], v[:, k]), k))
     return worst
 
 
-def _solve_variables(pieces: _Pieces, form, x: np.ndarray, w0: np.ndarray, rows, tolerance: float):
-    """The variables at x from the square rows ``g(x, w) = lbg``, by Newton's method from w0
-    (None if it does not converge: the point is then not checked)."""
+def _implicit_direction(pieces: _Pieces, x, w, v):
+    r"""dw with :math:`g_x v + g_w\, dw = 0` on the square rows, by GMRES on forward derivatives
+    (the rows of a layered embedding are block triangular in w: a few products suffice); None
+    if it does not converge."""
+    zero_x = np.zeros_like(v)
+    rhs = -pieces.forward(x, w, v, np.zeros_like(w))[1]
+    operator = scipy.sparse.linalg.LinearOperator(
+        (w.size, w.size), matvec=lambda d: pieces.forward(x, w, zero_x, np.ravel(d))[1], dtype=float)
+    scale = np.linalg.norm(rhs)
+    if scale == 0:
+        return np.zeros_like(w)
+    dw, info = scipy.sparse.linalg.gmres(operator, rhs, rtol=1e-13, atol=0.0, restart=GMRES_STEPS,
+                                         maxiter=1)
+    residual = np.linalg.norm(operator.matvec(dw) - rhs)
+    return dw if residual <= 1e-10 * scale else None
+
+
+def _solve_variables(pieces: _Pieces, form, x: np.ndarray, w0: np.ndarray, factor, tolerance: float):
+    r"""The variables at x from the rows :math:`g(x, w) = lbg`, by the chord method from w0 with
+    the Jacobian factorized at (x0, w0): the rows of a layered embedding are block triangular in
+    w with constant diagonal blocks, so each step makes one more layer exact. None if it does not
+    converge (the point is then not counted)."""
     w = w0.copy()
-    target = form.lbg[rows]
-    for _ in range(NEWTON_STEPS):
-        residual = pieces(x, w)[1][rows] - target
+    target = form.lbg
+    for _ in range(CHORD_STEPS):
+        residual = pieces(x, w)[1] - target
         if np.max(np.abs(residual) / (1 + np.abs(target)), initial=0.0) <= 1e-3 * tolerance:
             return w
-        g_w = pieces.g_w(x, w)[rows]
-        try:
-            w = w - scipy.sparse.linalg.spsolve(g_w.tocsc(), residual)
-        except RuntimeError:
-            return None
+        w = w - factor.solve(residual)
         if not np.all(np.isfinite(w)):
             return None
     return None
