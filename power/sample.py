@@ -387,4 +387,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, "finished samples are saved; run the same command again to go on."))
+    # run the imported module, whose functions and classes dask's workers can unpickle by name
+    from power import sample
+    sys.exit(run_main(sample.main, "finished samples are saved; run the same command again to go on."))

@@ -123,3 +123,17 @@ def test_ctrl_c_in_a_torch_graybox_solve_raises_keyboard_interrupt():
     """nncas as the caller of a solve whose time goes to the torch gray box's callbacks."""
     code, _, err = interrupt([sys.executable, "-c", GRAYBOX_SOLVE], "iter    objective", delay=2.0)
     assert code == INTERRUPTED_EXIT and err.strip().splitlines()[-1] == "KeyboardInterrupt", err
+
+
+def test_ctrl_c_while_sampling_on_a_dask_cluster(tmp_path):
+    """The command line's tasks reach dask workers in other processes (by module name, not as
+    ``__main__``), and Ctrl-C ends the client cleanly."""
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "s.h5"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        command = sample_command(out, 2000, 1, 2) + ["--scheduler", cluster.scheduler_address]
+        code, _, err = interrupt(command, "samples,", delay=0.5, group=True)
+    assert_reported_as_interrupted(code, err)
+    index, ok = stored(out)
+    assert 0 < len(index) < 2000 and ok.all()
