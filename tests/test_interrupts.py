@@ -104,24 +104,45 @@ def test_interrupted_adversarial_solve_leaves_the_json_file(tmp_path, classifier
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
 
 
-GRAYBOX_SOLVE = """
+NETWORK = """
 import sys, numpy as np, torch
-from vision.adversarial import solve_adversarial
 torch.manual_seed(0)
 net = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.Tanh(), torch.nn.Linear(1024, 1024),
                           torch.nn.Tanh(), torch.nn.Linear(1024, 10), torch.nn.Softmax(dim=-1))
+"""
+SOLVES = {
+    "vision.adversarial.solve_adversarial": """
+from vision.adversarial import solve_adversarial
 try:
     x, stats, _, _ = solve_adversarial(net, np.full(784, 0.5), 3, options={"ipopt.print_level": 5, "ipopt.sb": "no"})
 except KeyboardInterrupt:
     print("KeyboardInterrupt", file=sys.stderr)
     sys.exit(130)
 print("returned", stats["status"], file=sys.stderr)
-"""
+""",
+    "nncas.nlpsol, then raise_if_interrupted": """
+import casadi as ca, nncas
+from nncas.cli import raise_if_interrupted
+x = ca.MX.sym("x", 784)
+e = nncas.embed(net, x, formulation="graybox", x0=np.full(784, 0.5))
+S = nncas.nlpsol("S", "ipopt", {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - 0.5), "g": ca.vertcat(e.g, e.y[3])},
+                 {"ipopt.print_level": 5})
+try:
+    S(x0=np.r_[np.full(784, 0.5), e.w0], lbx=np.r_[np.zeros(784), e.lbw], ubx=np.r_[np.ones(784), e.ubw],
+      lbg=np.r_[e.lbg, 0.6], ubg=np.r_[e.ubg, np.inf])
+    raise_if_interrupted(S.stats()["return_status"])
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", file=sys.stderr)
+    sys.exit(130)
+print("returned", S.stats()["return_status"], file=sys.stderr)
+""",
+}
 
 
-def test_ctrl_c_in_a_torch_graybox_solve_raises_keyboard_interrupt():
-    """nncas as the caller of a solve whose time goes to the torch gray box's callbacks."""
-    code, _, err = interrupt([sys.executable, "-c", GRAYBOX_SOLVE], "iter    objective", delay=2.0)
+@pytest.mark.parametrize("route", SOLVES)
+def test_ctrl_c_in_a_torch_graybox_solve_raises_keyboard_interrupt(route):
+    """A solve whose time goes to the torch gray box's callbacks, stopped by SIGINT."""
+    code, _, err = interrupt([sys.executable, "-c", NETWORK + SOLVES[route]], "iter    objective", delay=2.0)
     assert code == INTERRUPTED_EXIT and err.strip().splitlines()[-1] == "KeyboardInterrupt", err
 
 
