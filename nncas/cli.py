@@ -4,6 +4,7 @@ with exit status 130 and one line starting with ``interrupted``."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 #: errors that mean bad input (arguments, files, data), reported in one line
@@ -34,7 +35,9 @@ def one_line(message) -> str:
 
 
 def fail(parser: argparse.ArgumentParser, err: Exception, debug: bool = False) -> int:
-    """Report ``err`` in one line on stderr and return 2 (re-raise it with ``debug``)."""
+    """Report ``err`` in one line on stderr and return 2 (re-raise it with ``debug``); after a
+    Ctrl-C, raise KeyboardInterrupt instead (the error may be the interrupt's doing)."""
+    check_interrupt()
     if debug:
         raise err
     print(f"{parser.prog}: error: {one_line(err)}", file=sys.stderr)
@@ -55,9 +58,43 @@ def interrupted(hint: str = "") -> int:
     return INTERRUPTED_EXIT
 
 
+class _RememberingHandler:
+    """SIGINT handler of :func:`run_main`: raises KeyboardInterrupt as Python's own does, and
+    remembers that it did, because CasADi's Python bindings can swallow that KeyboardInterrupt
+    (SWIG's argument checks clear errors raised while they look at an argument)."""
+
+    def __init__(self):
+        self.caught = False
+
+    def __call__(self, signum, frame):
+        self.caught = True
+        raise KeyboardInterrupt
+
+
+def check_interrupt() -> None:
+    """Raise KeyboardInterrupt when Ctrl-C came while :func:`run_main` runs its tool, even if a
+    library swallowed it; for the tools' loops and before they write results. Outside
+    :func:`run_main` (Python's own SIGINT handler) this does nothing."""
+    handler = signal.getsignal(signal.SIGINT)
+    if isinstance(handler, _RememberingHandler) and handler.caught:
+        raise KeyboardInterrupt
+
+
 def run_main(main, hint: str = "") -> int:
-    """``main()``, with a Ctrl-C that escapes it reported by :func:`interrupted`."""
+    """``main()``, with Ctrl-C reported by :func:`interrupted`: a KeyboardInterrupt that escapes
+    it, and any other ending once Ctrl-C came (a tool that went on, or an error that the
+    interrupt caused inside a library). Installs the SIGINT handler that
+    :func:`check_interrupt` reads, and restores the previous one."""
+    handler = _RememberingHandler()
+    previous = signal.signal(signal.SIGINT, handler)
     try:
-        return main()
+        code = main()
     except KeyboardInterrupt:
         return interrupted(hint)
+    except BaseException:
+        if handler.caught:
+            return interrupted(hint)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return interrupted(hint) if handler.caught else code

@@ -45,7 +45,7 @@ import casadi as ca
 import h5py
 import numpy as np
 
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, run_main
+from nncas.cli import BAD_INPUT, ArgumentParser, check_interrupt, fail, run_main
 from nncas.storage import check_output_path, replaced_atomically
 from power.acopf import AcOpf, add_ac_network
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
@@ -308,6 +308,7 @@ def run(config: SampleConfig, path: str | Path, n: int, workers: int = 1, batch:
 
         try:
             for sample in _map(config, todo, workers, client):
+                check_interrupt()  # a Ctrl-C that CasADi's bindings swallowed stops the run here
                 pending.append(sample)
                 if len(pending) >= batch:
                     flush()

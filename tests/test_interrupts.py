@@ -69,7 +69,7 @@ def sample_command(out: Path, n: int, workers: int, batch: int) -> list[str]:
 
 def test_sampling_stops_at_ctrl_c_without_storing_a_failed_sample(tmp_path):
     out = tmp_path / "s.h5"
-    code, _, err = interrupt(sample_command(out, 3000, 1, 100_000), "computing", delay=1.5)
+    code, _, err = interrupt(sample_command(out, 3000, 1, 100_000), "computing", delay=3.0)
     assert_reported_as_interrupted(code, err)
     index, ok = stored(out)
     assert 0 < len(index) < 3000 and ok.all()  # the run stopped; what it finished is stored, all converged

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import nncas
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.cli import BAD_INPUT, ArgumentParser, check_interrupt, fail, raise_if_interrupted, run_main
 from nncas.storage import check_output_path, write_text_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import N_CLASSES, WIDTHS, check_width, parse_width
@@ -238,6 +238,7 @@ def main(argv=None):
                            load_mnist(args.data), args.weights, verbose)
     except (*BAD_INPUT, MNISTError) as err:
         return fail(parser, err, args.debug)
+    check_interrupt()  # a Ctrl-C that CasADi's bindings swallowed: no result written
     summary = report(result, meta, args.formulation, args.backend, args.device)
     print(f"{args.formulation} ({summary['backend'] or 'CasADi AD'}): {summary['status']}, objective "
           f"{summary['objective']:.6g}, {summary['iterations']} iterations, solve {result.solve_time:.2f} s "
