@@ -117,6 +117,18 @@ def default_layout(formulation: str, net=None) -> str:
     return "lifted" if net is not None and _lifted_layer(net, "auto")[0] is not None else "expression"
 
 
+def probe(inputs: int = 4500, outputs: int = 40, seed: int = 0):
+    """(nlp, args) of issue 22's probe of ``kkt_solver="auto"``: x in R^inputs with objective
+    Hessian 1e-3 I, z in R^outputs, rows W x - z = 0 with a dense random W (standard normal), and
+    sum (z - t)^4 (Newton takes a few iterations). The dense solver's elimination of the x rows must happen at run time: their
+    pivots (1e-3) are small next to W's entries."""
+    rng = np.random.default_rng(seed)
+    w, t = rng.normal(size=(outputs, inputs)), rng.normal(size=outputs)
+    x, z = ca.MX.sym("x", inputs), ca.MX.sym("z", outputs)
+    nlp = {"x": ca.vertcat(x, z), "f": 5e-4 * ca.sumsqr(x) + ca.sum1((z - t) ** 4), "g": ca.mtimes(ca.DM(w), x) - z}
+    return nlp, {"x0": np.zeros(inputs + outputs), "lbg": 0, "ubg": 0}
+
+
 def problem8(folder: str, layout: str):
     """(nlp, args, keep) of problem 8 on the case in ``folder`` with its default surrogate."""
     from power.default_surrogate import ensure_surrogate

@@ -388,3 +388,155 @@ def test_kkt_solver_argument_is_checked():
     x = ca.MX.sym("x", 2)
     with pytest.raises(nncas.InputError, match="kkt_solver"):
         nncas.nlpsol("S", "ipopt", {"x": x, "f": ca.sumsqr(x)}, QUIET, kkt_solver="umfpack")
+
+
+def _factorized(n, rows, cols, values, threshold=None):
+    """A fresh library handle (CNTL(1) = ``threshold`` when given) with the matrix analysed and
+    factorized: (handle, INFO)."""
+    handle = Ma27(kkt.dense_library())
+    if threshold is not None:
+        handle.cntl[0] = threshold
+    info = handle.analyse(n, rows, cols)
+    assert info[0] == 0
+    return handle, handle.factorize(np.asarray(values, float), int(info[4]), int(info[5]))
+
+
+def test_singular_factorization_still_solves_consistent_systems():
+    """After IFLAG 3 the solve is finite and, for a right-hand side in the range, a solution (as
+    MA27's, with the zero pivots' components zero): IPOPT's ma27_ignore_singularity uses it."""
+    n = 12
+    k = np.zeros((n, n))
+    k[:10, :10] = _matrix(np.r_[np.ones(7), -np.ones(3)])
+    k[10, :] = k[0, :]  # row and column 10 copies of row and column 0; row 11 stays zero
+    k[:, 10] = k[:, 0]
+    rows, cols = np.tril_indices(n)
+    handle, info = _factorized(n, rows, cols, k[rows, cols])
+    assert info[0] == 3 and info[1] == np.linalg.matrix_rank(k)
+    rhs = k @ np.random.default_rng(6).normal(size=n)
+    x = handle.solve(rhs)
+    assert np.all(np.isfinite(x))
+    np.testing.assert_allclose(k @ x, rhs, atol=1e-10)
+
+
+def test_dependent_rows_are_reported_singular():
+    """Cancellation to rounding level (a Jacobian row repeated) is a zero pivot."""
+    k = np.zeros((5, 5))
+    k[:3, :3] = 2 * np.eye(3)
+    k[3:, :3] = [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+    k[:3, 3:] = k[3:, :3].T
+    rows, cols = np.nonzero(np.tril(k + np.eye(5)))  # the structure IPOPT gives: every diagonal entry
+    handle, info = _factorized(5, rows, cols, k[rows, cols])
+    assert info[0] == 3 and info[1] == 4
+
+
+def test_tiny_pivot_computed_exactly_is_not_zero():
+    """[[1, c], [c, 0]] with c = 1e-20: the second pivot, -c^2, is tiny against the scaled
+    matrix but exact (nothing cancelled), and the matrix is nonsingular (MUMPS agrees)."""
+    c = 1e-20
+    handle, info = _factorized(2, [0, 1], [0, 0], [1.0, c])
+    assert info[0] == 0 and info[14] == 1
+    np.testing.assert_allclose(handle.solve(np.array([1.0, 2.0])), [2.0 / c, (1.0 - 2.0 / c) / c], rtol=1e-14)
+
+
+def test_overflowing_sum_of_duplicates_keeps_the_inertia():
+    """Two entries of -1e308 at (1, 1): their sum overflows; the matrix [[-2e308, 1], [1, 1]] has
+    one negative eigenvalue and the solution of K x = (1, 1) is (0, 1)."""
+    handle, info = _factorized(2, [0, 0, 1, 1], [0, 0, 0, 1], [-1e308, -1e308, 1.0, 1.0])
+    assert info[0] == 0 and info[14] == 1
+    x = handle.solve(np.array([1.0, 1.0]))
+    assert abs(x[0]) < 1e-300 and x[1] == pytest.approx(1.0, rel=1e-15)
+
+
+def test_scaling_is_taken_after_duplicates_are_summed():
+    """The 10 x 10 identity with (1, 1) given as 1e15 and -1e15 + 1: full rank, solution the
+    right-hand side."""
+    n = 10
+    handle, info = _factorized(n, np.r_[0, np.arange(n)], np.r_[0, np.arange(n)], np.r_[1e15, -1e15 + 1, np.ones(n - 1)])
+    assert info[0] == 0 and info[14] == 0
+    np.testing.assert_allclose(handle.solve(np.arange(1.0, n + 1)), np.arange(1.0, n + 1), rtol=1e-15)
+
+
+def _probe_kkt(inputs=300, outputs=8, seed=0, curvature=1e-3):
+    """IPOPT's KKT matrix of benchmarks.kkt.probe at delta = 0: [[c I, 0, W^T], [0, 2 I, -I], [W, -I, 0]]
+    with every diagonal entry in the structure."""
+    w = np.random.default_rng(seed).normal(size=(outputs, inputs))
+    n = inputs + 2 * outputs
+    k = np.zeros((n, n))
+    k[:inputs, :inputs] = curvature * np.eye(inputs)
+    z, g = slice(inputs, inputs + outputs), slice(inputs + outputs, n)
+    k[z, z] = 2 * np.eye(outputs)
+    k[g, :inputs], k[g, z] = w, -np.eye(outputs)
+    k = k + np.tril(k, -1).T
+    rows, cols = np.nonzero(np.tril(k + np.eye(n)))
+    return k, rows, cols
+
+
+@pytest.mark.parametrize("threshold,eliminated", [(1e-8, 308), (1e-4, 308), (0.5, 8)])
+def test_pivot_threshold_cntl1_decides_the_elimination(threshold, eliminated):
+    """CNTL(1) (IPOPT's ma27_pivtol, raised by "increase quality") is the threshold u of the
+    elimination test |d| >= u max|c_j|: the probe's x rows (pivot 1e-3 against W's entries) are
+    eliminated at IPOPT's default and at ma27_pivtolmax, not at u = 0.5; every answer is numpy's."""
+    k, rows, cols = _probe_kkt()
+    handle, info = _factorized(k.shape[0], rows, cols, k[rows, cols], threshold)
+    assert info[0] == 0 and handle.iw[2 * k.shape[0]] == eliminated
+    assert info[14] == np.count_nonzero(np.linalg.eigvalsh(k) < 0)
+    rhs = np.random.default_rng(7).normal(size=k.shape[0])
+    x = handle.solve(rhs)
+    assert np.abs(k @ x - rhs).max() < 1e-9 * np.abs(rhs).max() * np.linalg.cond(k) ** 0.5
+
+
+def test_sizes_past_half_int_max_are_a_terminal_error():
+    """IPOPT multiplies the size asked for by ma27_meminc_factor; past INT_MAX / 2 the library
+    answers IFLAG -8 (IPOPT stops) instead of -4 (IPOPT's new size would overflow)."""
+    n = 33000  # 33000^2 > INT_MAX / 2
+    chain = Ma27(kkt.dense_library()).analyse(n, np.arange(1, n), np.arange(n - 1))  # no diagonal: nothing eliminated
+    assert chain[0] == -8 and chain[1] == n
+    handle = Ma27(kkt.dense_library())
+    rows, cols = np.r_[np.arange(n), np.full(n - 1, n - 1)], np.r_[np.arange(n), np.arange(n - 1)]
+    info = handle.analyse(n, rows, cols)  # every row but the last eliminated first: a small LA
+    assert info[0] == 0 and info[4] < 10 * n
+    values = np.r_[np.zeros(n - 1), 1.0, np.ones(n - 1)]  # zero pivots: the rows go back to the dense part
+    info = handle.factorize(values, int(info[4]), int(info[5]), grow=False)
+    assert info[0] == -8 and info[1] == n
+
+
+def test_mc19_scaling_is_refused_before_the_solve():
+    x = ca.MX.sym("x", 3)
+    nlp = {"x": x, "f": ca.sumsqr(x) + ca.sum1(x) ** 2}
+    for kkt_solver in ("dense", "auto"):
+        with pytest.raises(nncas.InputError, match="linear_system_scaling='mc19'.*kkt_solver='ipopt'"):
+            nncas.nlpsol("S", "ipopt", nlp, {**QUIET, "ipopt.linear_system_scaling": "mc19"}, kkt_solver=kkt_solver)
+    S = nncas.nlpsol("S", "ipopt", nlp, {**QUIET, "ipopt": {"linear_system_scaling": "slack-based"}}, kkt_solver="dense")
+    S(x0=[1, 2, 3])
+    assert S.stats()["success"]
+
+
+def test_ignore_singularity_with_dependent_rows_reaches_mumps_optimum():
+    """ma27_ignore_singularity: IPOPT goes on with the singular factorization and its solution."""
+    x = ca.MX.sym("x", 4)
+    row = x[0] + x[1] + x[2] - 1
+    nlp = {"x": x, "f": ca.sumsqr(x - ca.DM([1, 2, 3, 4])) + x[0] * x[3],
+           "g": ca.vertcat(row, row, x[3] - x[0], 3 * row)}
+    (f_dense, x_dense), (f_mumps, x_mumps) = _solve_both(nlp, {"x0": np.zeros(4), "lbg": 0, "ubg": 0},
+                                                         **{"ipopt.ma27_ignore_singularity": "yes"})
+    assert f_dense == pytest.approx(f_mumps, rel=1e-8)
+    np.testing.assert_allclose(x_dense, x_mumps, atol=1e-7)
+
+
+def test_auto_probe_eliminates_at_run_time_and_reaches_mumps_optimum(tmp_path):
+    """Issue 22's probe (2500 inputs): auto picks the dense solver, whose elimination of the x
+    and z rows holds in every factorization of the solve: IPOPT's log of INFO(9), the reals
+    holding the factor, is e (c + 1) + b (b + 1) / 2 with e = 2540 rows eliminated, c = b = 40
+    (the constraint rows), where the whole 2580-row matrix would take 3.3 million."""
+    from benchmarks.kkt import probe
+    nlp, args = probe(2500)
+    assert kkt.choice(nlp) == "dense"
+    log = tmp_path / "ipopt.log"
+    S = nncas.nlpsol("S", "ipopt", nlp, {**QUIET, "ipopt.output_file": str(log), "ipopt.file_print_level": 6})
+    result = S(**args)
+    assert S.stats()["success"] and nncas.problem_stats(S, result).linear_solver == "dense LDLT (nncas)"
+    x_auto = result["x"].full().ravel()
+    held = {int(line.rsplit("=", 1)[1]) for line in log.read_text().splitlines() if "(INFO(9))" in line}
+    assert held == {2540 * 41 + 40 * 41 // 2}
+    M = nncas.nlpsol("M", "ipopt", nlp, QUIET, kkt_solver="ipopt")
+    np.testing.assert_allclose(x_auto, M(**args)["x"].full().ravel(), atol=1e-6)

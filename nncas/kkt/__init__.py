@@ -59,7 +59,8 @@ def dense_options() -> dict:
     """IPOPT options that make the dense solver factorize the KKT matrix.
 
     MA27's scaling (MC19) is not in the library, and its workspace factors are 1: the library
-    asks for exactly the n^2 + n + nz doubles it uses.
+    asks for exactly the doubles it uses. IPOPT's ``ma27_pivtol`` is the threshold of the
+    solver's elimination test (docs/kkt.md).
     """
     library = dense_library()
     if library is None:
@@ -230,6 +231,7 @@ def choose(kkt_solver: str, plugin: str, options: dict | None, shape: KktShape) 
             raise InputError(f"kkt_solver='dense' and the options' {', '.join(named)} both choose a linear "
                              "solver; drop one of them.")
         dense_options()  # refuses when the library is not built
+        _check_servable(options or {}, kkt_solver)
         return "dense"
     if kkt_solver == "ipopt" or plugin != "ipopt" or named or not shape.dense:
         return "ipopt"
@@ -237,7 +239,22 @@ def choose(kkt_solver: str, plugin: str, options: dict | None, shape: KktShape) 
         warnings.warn("nncas: the dense KKT solver is not built (python -m nncas.kkt.build); IPOPT uses "
                       "its default linear solver.", stacklevel=3)
         return "ipopt"
+    _check_servable(options or {}, kkt_solver)
     return "dense"
+
+
+#: IPOPT's linear_system_scaling values the dense solver serves ("mc19" is HSL's MC19, not in it)
+SCALINGS = ("none", "slack-based")
+
+
+def _check_servable(options: dict, kkt_solver: str) -> None:
+    """Refuses IPOPT options the dense solver cannot honour (IPOPT would end in Invalid_Option)."""
+    scaling = _ipopt_options(options).get("linear_system_scaling", "none")
+    if scaling not in SCALINGS:
+        raise InputError(f"ipopt.linear_system_scaling={scaling!r} with kkt_solver={kkt_solver!r}, which gives "
+                         f"this problem nncas's dense KKT solver: it serves {' or '.join(map(repr, SCALINGS))} "
+                         "(MC19 is HSL's); use one of those, or kkt_solver='ipopt' with ipopt.hsllib naming an "
+                         "HSL library.")
 
 
 def with_kkt_solver(options: dict | None, solver: str) -> dict:
