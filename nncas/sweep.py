@@ -11,7 +11,7 @@ and each task's future yields one result, so no row is lost or repeated.
 
 The cluster is a ``LocalCluster`` of ``workers`` processes (:func:`local_cluster`) or an existing
 one reached at a scheduler address (:func:`connect`). Every worker process gets one torch thread
-and one thread in CasADi's BLAS (:class:`OneThread`, registered by :func:`sweep_client`) and runs
+and one thread in CasADi's BLAS (:class:`WorkerSettings`, registered by :func:`sweep_client`) and runs
 one task at a time, however many threads it has: IPOPT solves with torch callbacks do not share a
 process well. Per-worker state (a network loaded once, a problem built once) lives in the
 worker's process, cached by the task function's module.
@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -222,14 +223,17 @@ class Progress:
 
 # ---- the cluster -------------------------------------------------------------------------------
 
-class OneThread(WorkerPlugin):
+class WorkerSettings(WorkerPlugin):
     """A dask worker plugin: one torch thread and one thread in CasADi's BLAS in every worker
-    process (not in the client's, should a worker run there)."""
+    process (not in the client's, should a worker run there); with ``ignore_interrupts`` (the
+    workers of a local cluster), Ctrl-C is left to the client, which shuts them down, instead of
+    each worker printing a traceback."""
 
-    name = "nncas-one-thread"
+    name = "nncas-worker-settings"
 
-    def __init__(self):
+    def __init__(self, ignore_interrupts: bool = False):
         self.client_pid = os.getpid()
+        self.ignore_interrupts = ignore_interrupts
 
     def setup(self, worker):
         if os.getpid() == self.client_pid:
@@ -240,6 +244,8 @@ class OneThread(WorkerPlugin):
 
         torch.set_num_threads(1)
         set_casadi_blas_threads(1)
+        if self.ignore_interrupts and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def check_workers(workers, scheduler) -> None:
@@ -267,7 +273,7 @@ def connect(scheduler: str):
 @contextmanager
 def sweep_client(workers: int | None = None, scheduler: str | None = None) -> Iterator:
     """A client of a new ``LocalCluster`` of ``workers`` processes with one thread each, or of the
-    cluster at ``scheduler``; its workers run :class:`OneThread`. Closed (the local cluster
+    cluster at ``scheduler``; its workers run :class:`WorkerSettings`. Closed (the local cluster
     shut down) on leaving."""
     check_workers(workers, scheduler)
     if scheduler is not None:
@@ -276,11 +282,19 @@ def sweep_client(workers: int | None = None, scheduler: str | None = None) -> It
         import logging
 
         from distributed import Client, LocalCluster
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        # the worker processes start with Ctrl-C ignored (a disposition they inherit), so that a
+        # Ctrl-C while they start reaches the client alone; a Ctrl-C in these seconds is lost
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         client = Client(cluster)
     try:
-        client.register_plugin(OneThread(), name=OneThread.name)
+        client.register_plugin(WorkerSettings(ignore_interrupts=cluster is not None), name=WorkerSettings.name)
         yield client
     finally:
         client.close()
