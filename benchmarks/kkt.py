@@ -18,9 +18,13 @@ compare what nncas gives by default (for a gray box the lifted layout where
 ``graybox_input="auto"`` lifts, else the expression layout; bounds otherwise; and the linear
 solver ``kkt_solver="auto"`` picks) with the stock configuration (MUMPS, rows).
 
+The probe (``--probe N``, issue 22) checks ``kkt_solver="auto"``'s own choice: N inputs whose
+pivots are small next to their constraint entries; its line gives auto's IPOPT time per
+iteration against MUMPS's, measured in the same run.
+
     python -m benchmarks.kkt [--mnist 128,512,1024] [--hawaii37 ../shared/hawaii37] [--solvers dense,mumps]
                              [--formulations graybox,reduced,full] [--layouts rows,bounds,expression]
-                             [--repeats 3] [--out docs/kkt_cpu]
+                             [--probe 4500] [--repeats 3] [--out docs/kkt_cpu]
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from nncas.storage import write_text_atomic
 from nncas.threads import set_casadi_blas_threads
 
 LAYOUTS = ("rows", "bounds", "expression", "lifted")
+PROBE = "auto probe"
 
 
 def matmul_rate(size: int = 1024, repeats: int = 5) -> float:
@@ -175,6 +180,7 @@ def main(argv=None):
     parser.add_argument("--solvers", default="dense,mumps", help="dense, mumps, spral")
     parser.add_argument("--repeats", type=_repeats, default=1, help="solves per cell (1-100); the fastest is reported")
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
+    parser.add_argument("--probe", type=int, default=4500, help="inputs of issue 22's probe of auto (0 skips it)")
     parser.add_argument("--hsllib", help="an HSL library: adds ma27 and ma57")
     parser.add_argument("--out", help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
@@ -187,13 +193,15 @@ def main(argv=None):
     if args.hawaii37 and Path(args.hawaii37).is_dir():
         cells.append(("problem 8", "Hawaii 37", "graybox", lambda layout=None: problem8(args.hawaii37, layout),
                       "expression"))  # its surrogate starts with a scaling, not a Linear layer
+    if args.probe > 0:
+        cells.append((PROBE, f"{args.probe} inputs", "probe", lambda layout=None: (*probe(args.probe), None), "rows"))
     rate, rate_1t = matmul_rate(), matmul_rate_one_thread()
     rows = []
     print(f"float64 matmul rate {rate / 1e9:.1f} GFLOP/s, one thread {rate_1t / 1e9:.1f}; {cpu_name()}", flush=True)
     for problem, case, formulation, build, default in cells:
         layouts = [l for l in args.layouts.split(",")
                    if (formulation == "graybox" or l not in ("expression", "lifted"))
-                   and not (problem == "problem 8" and l in ("rows", "lifted"))]
+                   and not (problem == "problem 8" and l in ("rows", "lifted"))] if problem != PROBE else ["rows"]
         for layout in layouts:
             nlp, solve_args, keep = build(layout=layout)
             for solver in solvers:
@@ -209,7 +217,7 @@ def main(argv=None):
                       f"{row['ratio_1t']:>6.1f} x 1t"
                       f"{row['total_s']:>8.2f} s total  objective {row['objective']:.8g}", flush=True)
             del keep
-    for line in against_stock(rows):
+    for line in against_stock(rows) + auto_against_mumps(rows):
         print(line)
     if args.out:
         write_text_atomic(f"{args.out}.json", json.dumps({"rate_flops": rate, "rate_one_thread_flops": rate_1t,
@@ -221,7 +229,7 @@ def against_stock(rows) -> list[str]:
     """Per problem: the whole solve as nncas gives it by default (its default layout, the solver
     "auto" picks) against MUMPS on the rows layout (stock)."""
     lines = []
-    for key in dict.fromkeys((r["problem"], r["case"], r["formulation"]) for r in rows):
+    for key in dict.fromkeys((r["problem"], r["case"], r["formulation"]) for r in rows if r["problem"] != PROBE):
         cell = {(r["layout"], r["solver"]): r for r in rows if (r["problem"], r["case"], r["formulation"]) == key}
         layout = next(r["default_layout"] for r in rows if (r["problem"], r["case"], r["formulation"]) == key)
         picked = next((r["auto"] for (l, _), r in cell.items() if l == layout), None)
@@ -232,6 +240,21 @@ def against_stock(rows) -> list[str]:
                          f"rows + MUMPS {stock['total_s']:.2f} s: {default['total_s'] / stock['total_s']:.2f}x; "
                          f"objectives differ by {abs(default['objective'] - stock['objective']) / abs(stock['objective']):.1e}"
                          " (relative)")
+    return lines
+
+
+def auto_against_mumps(rows) -> list[str]:
+    """Per probe: IPOPT's time per iteration with the solver "auto" picks against MUMPS's."""
+    lines = []
+    for case in dict.fromkeys(r["case"] for r in rows if r["problem"] == PROBE):
+        cell = {r["solver"]: r for r in rows if r["problem"] == PROBE and r["case"] == case}
+        mumps = cell.get("mumps")
+        picked = cell.get("dense" if mumps and mumps["auto"] == "dense" else "mumps")
+        if mumps and picked:
+            lines.append(f"{PROBE} {case}: auto picks {picked['solver']}, {1e3 * picked['ipopt_per_iteration_s']:.1f} ms "
+                         f"per IPOPT iteration against MUMPS's {1e3 * mumps['ipopt_per_iteration_s']:.1f}: "
+                         f"{picked['ipopt_per_iteration_s'] / mumps['ipopt_per_iteration_s']:.2f}x "
+                         f"({picked['iterations']} and {mumps['iterations']} iterations)")
     return lines
 
 
@@ -247,7 +270,7 @@ def markdown(rows, rate, rate_1t) -> str:
                      f"{r['auto']} | {r['status']} | {r['iterations']} | {r['n_variables']} | {1e3 * r['ipopt_per_iteration_s']:.1f} | "
                      f"{1e3 * r['limit_s']:.2f} | {r['ratio']:.1f} | {r['ratio_1t']:.1f} | {r['total_s']:.2f} | "
                      f"{r['objective']:.10g} |")
-    lines += ["", *against_stock(rows)]
+    lines += ["", *against_stock(rows), *auto_against_mumps(rows)]
     return "\n".join(lines) + "\n"
 
 

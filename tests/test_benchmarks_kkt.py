@@ -1,10 +1,10 @@
 """benchmarks.kkt on a small problem: each linear solver's row, the same optimum, and the
-default-against-stock line naming what "auto" picks."""
+default-against-stock line naming what "auto" picks; the probe of auto at 300 inputs."""
 import casadi as ca
 import numpy as np
 import pytest
 
-from benchmarks.kkt import against_stock, markdown, measure
+from benchmarks.kkt import auto_against_mumps, against_stock, main, markdown, measure
 
 
 def test_rows_for_each_solver_reach_one_optimum():
@@ -22,3 +22,17 @@ def test_rows_for_each_solver_reach_one_optimum():
     lines = against_stock([*rows, stock])
     assert len(lines) == 1 and "expression + dense (auto)" in lines[0] and "0.50x" in lines[0]
     assert "| toy | 8 | graybox | expression | dense | dense |" in markdown(rows, 1e11, 5e10)
+
+
+def test_probe_line_compares_auto_with_mumps(tmp_path):
+    """The probe's rows and its line: auto's pick against MUMPS, time per iteration, one run."""
+    main(["--mnist", "", "--hawaii37", "", "--probe", "300", "--out", str(tmp_path / "probe")])
+    text = (tmp_path / "probe.md").read_text()
+    assert "| auto probe | 300 inputs | probe | rows | dense | dense | Solve_Succeeded |" in text
+    assert "| auto probe | 300 inputs | probe | rows | mumps | dense | Solve_Succeeded |" in text
+    lines = [line for line in text.splitlines() if line.startswith("auto probe 300 inputs: auto picks dense, ")]
+    assert len(lines) == 1 and "against MUMPS's" in lines[0]
+    rows = [{"problem": "auto probe", "case": "9 inputs", "solver": solver, "auto": "dense", "ipopt_per_iteration_s": s,
+             "iterations": 5} for solver, s in (("dense", 0.001), ("mumps", 0.004))]
+    assert auto_against_mumps(rows) == ["auto probe 9 inputs: auto picks dense, 1.0 ms per IPOPT iteration against "
+                                        "MUMPS's 4.0: 0.25x (5 and 5 iterations)"]
