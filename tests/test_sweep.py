@@ -3,10 +3,8 @@ LocalCluster and on a scheduler and workers started here as processes (one of th
 mid-sweep)."""
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -16,12 +14,12 @@ import casadi as ca
 import pytest
 import torch
 
+from dask_processes import LIMIT_S, scheduler_and_workers
 from nncas.errors import InputError
-from nncas.sweep import Column, CsvStore, Progress, check_workers, connect, duration, run_sweep, sweep_client
+from nncas.sweep import Column, CsvStore, Progress, check_workers, duration, run_sweep, sweep_client
 
 COLUMNS = [Column("a", int), Column("status", str), Column("objective", float), Column("x1", float),
            Column("pid", int)]
-LIMIT_S = 120  # a hung helper process is killed after this long (a failure, not a measurement)
 
 
 def solve(a: int, marker_dir: str | None = None) -> dict:
@@ -131,44 +129,14 @@ def test_a_failing_task_gives_no_row_and_the_others_go_on(tmp_path):
     assert sorted(store(tmp_path / "out").rows) == [(1,), (2,)]
 
 
-def _start(command: list[str]) -> subprocess.Popen:
-    """``command`` in its own session, able to import this file (the tasks' functions)."""
-    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": path})
-
-
 @pytest.fixture
 def scheduler(tmp_path):
-    """A ``dask scheduler`` and two ``dask worker`` processes (no nanny, one thread) on 127.0.0.1:
-    yields (address, worker processes)."""
-    dask = str(Path(sys.executable).with_name("dask"))
-    file = tmp_path / "scheduler.json"
-    procs = [_start([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(file)])]
-    try:
-        deadline = time.monotonic() + LIMIT_S
-        while not file.is_file() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(file.read_text())["address"]
-        workers = [_start([dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                           "--name", f"w{i}"]) for i in range(2)]
-        procs += workers
-        yield address, workers
-    finally:
-        for proc in reversed(procs):  # the workers first: without a scheduler they wait to reconnect
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with scheduler_and_workers(tmp_path, 2) as running:
+        yield running
 
 
 def test_a_worker_killed_mid_sweep_costs_only_its_tasks(tmp_path, scheduler):
     address, workers = scheduler
-    with connect(address) as client:
-        client.wait_for_workers(2, timeout=LIMIT_S)
     victim = workers[0].pid
     markers = tmp_path / "markers"
     markers.mkdir()
