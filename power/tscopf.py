@@ -197,6 +197,11 @@ def check_arguments(args) -> None:
         raise ValueError("--backend and --device apply to --formulation graybox only.")
     if args.json:
         check_output_path(args.json, "--json")
+    if args.scenarios is None and (args.out, args.workers, args.scheduler) != (None, None, None):
+        raise ValueError("--out, --workers and --scheduler apply to --scenarios only.")
+    if args.scenarios is not None and (args.out is None or args.json or args.warm_start):
+        raise ValueError("--scenarios needs --out (and takes no --json; it starts from the nominal solution "
+                         "without --warm-start).")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-start", action="store_true",
                         help="start from the SCOPF optimum without the frequency constraint")
     parser.add_argument("--json", help="write the result here (atomically)")
+    parser.add_argument("--scenarios", help="solve for N seeded load scenarios, or for the load factors in a "
+                        "CSV file (power.scenarios), from the nominal solution; needs --out")
+    parser.add_argument("--out", help="folder of the scenario sweep (results.csv, summary.json, scenarios.png)")
+    parser.add_argument("--workers", type=int, help="scenarios: a LocalCluster of this many worker processes "
+                        "(default: one per core)")
+    parser.add_argument("--scheduler", help="scenarios: address of a running dask scheduler")
     args = parser.parse_args(argv)
     if args.min_frequency is None:
         args.min_frequency = EXAMPLE_MIN_FREQUENCY_HZ if args.case == "example" else MIN_FREQUENCY_HZ
@@ -227,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.min_frequency < dynamics.f0_hz:
             raise ValueError(f"--min-frequency {args.min_frequency} Hz is not below the system's nominal "
                              f"{dynamics.f0_hz} Hz.")
+        if args.scenarios is not None:
+            from power.scenarios import main_sweep
+            return main_sweep(args, case, dynamics)
         net, meta = load_surrogate(args.model) if args.model else ensure_surrogate(args.case)[:2]
         x0 = Scopf(case).solve().solution.x_vector if args.warm_start else None
         problem = build_tscopf(case, net, args.formulation, args.backend, args.device, args.min_frequency, x0)
@@ -257,4 +271,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    # run the imported module, whose functions dask's workers unpickle by name (--scenarios)
+    from power import tscopf
+    sys.exit(run_main(tscopf.main, "finished scenarios are saved; run the same command again to go on."))
