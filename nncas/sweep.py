@@ -37,6 +37,7 @@ from typing import Callable, Iterable, Iterator
 
 from distributed import WorkerPlugin
 
+from .cli import check_interrupt
 from .errors import InputError
 from .storage import write_text_atomic
 
@@ -385,6 +386,7 @@ def run_sweep(store: CsvStore, tasks: Iterable[tuple], function: Callable, clien
             store.add(row_of(key, outcome))
             report.added += 1
             progress.step()
+            check_interrupt()  # a Ctrl-C that a library swallowed stops the sweep here
     finally:
         report.seconds = time.perf_counter() - start
     return report

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dask_processes import scheduler_and_workers
+from dask_processes import LIMIT_S, scheduler_and_workers
 from nncas.cli import INTERRUPTED_EXIT
 from vision.adversarial import THRESHOLD, solve_adversarial
 from vision.data import as_inputs, load_mnist
-from vision.robustness import COLUMNS, built_problems, main, parse_images, sweep, targets_of
+from vision.robustness import COLUMNS, built_problems, main, parse_images, targets_of
 from vision.train import ensure_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,15 +112,20 @@ def test_two_workers_write_rows_equal_to_serial_solves_then_resume_and_extend(tm
 
 
 def test_external_scheduler_gives_the_same_rows_and_builds_once_per_worker(tmp_path, mnist, serial):
+    ensure_classifier(128, data=mnist)
+    out = tmp_path / "sweep"
     with scheduler_and_workers(tmp_path, 2) as (address, _):
-        report, summary = sweep(tmp_path / "sweep", range(0, 4), "next", scheduler=address, data=mnist,
-                                log=lambda *_: None)
+        done = subprocess.run([sys.executable, "-m", "vision.robustness", "--images", "0:4", "--targets", "next",
+                               "--out", str(out), "--scheduler", address], cwd=ROOT, capture_output=True, text=True,
+                              timeout=LIMIT_S)
         from distributed import Client
         with Client(address) as client:
             built = client.run(built_problems)
-    assert report.added == 4 and not report.failed and summary["rows"] == 4
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 of 4 rows present, solving 4 on 2 dask workers" in done.stdout
     assert sorted(built.values()) in ([0, 1], [1, 1])  # one problem per worker, not one per task
-    assert_equal_to_serial(rows(tmp_path / "sweep"), serial)
+    assert_equal_to_serial(rows(out), serial)
+    assert json.loads((out / "summary.json").read_text())["rows"] == 4
 
 
 def test_ctrl_c_keeps_every_finished_row_whole(tmp_path, mnist):

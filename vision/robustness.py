@@ -387,4 +387,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, "finished rows are saved; run the same command again to go on."))
+    # run the imported module: dask's workers unpickle its functions and classes by name, and
+    # keep its per-process problems (as __main__, each task would carry copies by value)
+    from vision import robustness
+    sys.exit(run_main(robustness.main, "finished rows are saved; run the same command again to go on."))
