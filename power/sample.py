@@ -34,7 +34,6 @@ import math
 import os
 import signal
 import sys
-import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
@@ -47,6 +46,7 @@ import numpy as np
 
 from nncas.cli import BAD_INPUT, ArgumentParser, check_interrupt, fail, run_main
 from nncas.storage import check_output_path, replaced_atomically
+from nncas.sweep import Progress, connect, stream
 from power.acopf import AcOpf, add_ac_network
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
@@ -293,7 +293,8 @@ def run(config: SampleConfig, path: str | Path, n: int, workers: int = 1, batch:
         log(f"{path}: {len(done)} present, computing {len(todo)} "
             f"({'dask ' + scheduler if scheduler else f'{workers} process(es)'})")
         pending: list[Sample] = []
-        added, start = 0, time.perf_counter()
+        added = 0
+        progress = Progress(n, len(done), log, every=0.0, unit="samples")
 
         def flush():
             nonlocal added
@@ -301,10 +302,8 @@ def run(config: SampleConfig, path: str | Path, n: int, workers: int = 1, batch:
                 return
             append_samples(path, pending)
             added += len(pending)
+            progress.step(len(pending))
             pending.clear()
-            rate = added / (time.perf_counter() - start)
-            left = len(todo) - added
-            log(f"  {len(done) + added}/{n} samples, {rate:.2f}/s, about {left / rate:.0f} s left")
 
         try:
             for sample in _map(config, todo, workers, client):
@@ -318,16 +317,9 @@ def run(config: SampleConfig, path: str | Path, n: int, workers: int = 1, batch:
 
 
 def _dask_client(scheduler: str | None):
-    """A dask.distributed client connected to ``scheduler`` (an OSError naming the address when
-    none answers in dask's connect timeout, ``distributed.comm.timeouts.connect``), or a
+    """A dask.distributed client connected to ``scheduler`` (:func:`nncas.sweep.connect`), or a
     context holding None."""
-    if not scheduler:
-        return nullcontext()
-    from distributed import Client
-    try:
-        return Client(scheduler)
-    except (OSError, TimeoutError) as err:
-        raise OSError(f"--scheduler {scheduler}: no dask scheduler answers there ({err}).") from err
+    return connect(scheduler) if scheduler else nullcontext()
 
 
 def _ignore_interrupts():
@@ -337,13 +329,10 @@ def _ignore_interrupts():
 
 def _map(config: SampleConfig, indices: list[int], workers: int, client):
     if client is not None:
-        from distributed import as_completed
-        futures = client.map(evaluate_sample, [config] * len(indices), indices, pure=False)
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            client.cancel(futures)
+        for _, outcome in stream(client, evaluate_sample, [(config, k) for k in indices], indices):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            yield outcome
         return
     if workers <= 1:
         for k in indices:
