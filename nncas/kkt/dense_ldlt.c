@@ -537,7 +537,7 @@ void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *
     if (zero) { info[0] = 3; info[1] = n - zero; }  /* MA27's rank-deficiency warning, with the rank */
 }
 
-/* IPOPT 3.14 passes its CNTL array where INFO goes: only INFO(1) is written. */
+/* One solve in place of rhs; only INFO(1) is written. */
 void ma27cd_(int *n_, double *a, int *la, int *iw, int *liw, double *w, int *maxfrt, double *rhs, int *iw1,
              int *nsteps, int *icntl, int *info)
 {
