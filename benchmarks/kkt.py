@@ -24,7 +24,7 @@ iteration against MUMPS's, measured in the same run.
 
     python -m benchmarks.kkt [--mnist 128,512,1024] [--hawaii37 ../shared/hawaii37] [--solvers dense,mumps]
                              [--formulations graybox,reduced,full] [--layouts rows,bounds,expression]
-                             [--probe 4500] [--repeats 3] [--out docs/kkt_cpu]
+                             [--probe 4500] [--probe-curvature 1e-3] [--repeats 3] [--out docs/kkt_cpu]
 """
 from __future__ import annotations
 
@@ -122,15 +122,15 @@ def default_layout(formulation: str, net=None) -> str:
     return "lifted" if net is not None and _lifted_layer(net, "auto")[0] is not None else "expression"
 
 
-def probe(inputs: int = 4500, outputs: int = 40, seed: int = 0):
+def probe(inputs: int = 4500, outputs: int = 40, seed: int = 0, curvature: float = 1e-3):
     """(nlp, args) of issue 22's probe of ``kkt_solver="auto"``: x in R^inputs with objective
-    Hessian 1e-3 I, z in R^outputs, rows W x - z = 0 with a dense random W (standard normal), and
+    Hessian ``curvature`` I (1e-3; 0 leaves x without curvature: the pivots fail at run time), z in R^outputs, rows W x - z = 0 with a dense random W (standard normal), and
     sum (z - t)^4 (Newton takes a few iterations). The dense solver's elimination of the x rows must happen at run time: their
     pivots (1e-3) are small next to W's entries."""
     rng = np.random.default_rng(seed)
     w, t = rng.normal(size=(outputs, inputs)), rng.normal(size=outputs)
     x, z = ca.MX.sym("x", inputs), ca.MX.sym("z", outputs)
-    nlp = {"x": ca.vertcat(x, z), "f": 5e-4 * ca.sumsqr(x) + ca.sum1((z - t) ** 4), "g": ca.mtimes(ca.DM(w), x) - z}
+    nlp = {"x": ca.vertcat(x, z), "f": curvature / 2 * ca.sumsqr(x) + ca.sum1((z - t) ** 4), "g": ca.mtimes(ca.DM(w), x) - z}
     return nlp, {"x0": np.zeros(inputs + outputs), "lbg": 0, "ubg": 0}
 
 
@@ -181,6 +181,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=_repeats, default=1, help="solves per cell (1-100); the fastest is reported")
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
     parser.add_argument("--probe", type=int, default=4500, help="inputs of issue 22's probe of auto (0 skips it)")
+    parser.add_argument("--probe-curvature", type=float, default=1e-3, help="the probe's objective Hessian in x")
     parser.add_argument("--hsllib", help="an HSL library: adds ma27 and ma57")
     parser.add_argument("--out", help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
@@ -194,7 +195,8 @@ def main(argv=None):
         cells.append(("problem 8", "Hawaii 37", "graybox", lambda layout=None: problem8(args.hawaii37, layout),
                       "expression"))  # its surrogate starts with a scaling, not a Linear layer
     if args.probe > 0:
-        cells.append((PROBE, f"{args.probe} inputs", "probe", lambda layout=None: (*probe(args.probe), None), "rows"))
+        cells.append((PROBE, f"{args.probe} inputs", "probe",
+                      lambda layout=None: (*probe(args.probe, curvature=args.probe_curvature), None), "rows"))
     rate, rate_1t = matmul_rate(), matmul_rate_one_thread()
     rows = []
     print(f"float64 matmul rate {rate / 1e9:.1f} GFLOP/s, one thread {rate_1t / 1e9:.1f}; {cpu_name()}", flush=True)
