@@ -25,7 +25,9 @@ and reports its inertia; IPOPT loads it through MA27's run-time interface (``hsl
 - ``"dense"``: the dense solver whatever the structure.
 - ``"ipopt"``: leave IPOPT's options as given (stock MUMPS unless they say otherwise).
 
-:func:`choice` tells which one an NLP gets.
+:func:`choice` tells which one an NLP gets. Where the dense solver is chosen, IPOPT options it
+cannot honour (``linear_system_scaling="mc19"``: MC19 is HSL's) are refused with an
+:class:`~nncas.errors.InputError` before the solve.
 """
 from __future__ import annotations
 
