@@ -78,6 +78,7 @@ def test_training_seed_out_of_range_is_refused_before_training(tmp_path, capsys)
 
 def test_dead_dask_scheduler_fails_before_creating_the_file(tmp_path, capsys):
     dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")  # its config defaults first: config.set restores what it found
     out = tmp_path / "s.h5"
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
         err = refused(capsys, "power.sample", ["example", str(out), "-n", "2", "--scheduler", "tcp://127.0.0.1:1"])
