@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -38,8 +40,9 @@ import casadi as ca
 import numpy as np
 
 import nncas
-from benchmarks.report import cpu_name
+from benchmarks.report import check_report_path, cpu_name, whole_numbers
 from nncas import kkt
+from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 from nncas.storage import write_text_atomic
 from nncas.threads import set_casadi_blas_threads
 
@@ -156,7 +159,10 @@ def measure(nlp, args, solver: str, options: dict, repeats: int = 1) -> dict:
         S = nncas.nlpsol("S", "ipopt", nlp, ipopt, kkt_solver="dense")
     else:
         S = nncas.nlpsol("S", "ipopt", nlp, {**ipopt, "ipopt.linear_solver": solver}, kkt_solver="ipopt")
-    runs = [nncas.problem_stats(S, S(**args)) for _ in range(repeats)]
+    runs = []
+    for _ in range(repeats):
+        runs.append(nncas.problem_stats(S, S(**args)))
+        raise_if_interrupted(runs[-1].status)
     stats = min(runs, key=lambda run: run.total_s)
     iterations = max(stats.iterations, 1)
     return {"auto": kkt.choice(nlp), "status": stats.status, "objective": stats.objective, "iterations": stats.iterations,
@@ -171,26 +177,61 @@ def _repeats(text: str) -> int:
     return int(text)
 
 
+def _inputs(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (0 skips the probe)")
+    return int(text)
+
+
+def _curvature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return value
+
+
+def _names(allowed: tuple[str, ...]):
+    """argparse type: comma-separated names out of ``allowed``."""
+    def names(text: str) -> list[str]:
+        given = [item.strip() for item in text.split(",") if item.strip()]
+        wrong = [item for item in given if item not in allowed]
+        if wrong:
+            raise argparse.ArgumentTypeError(f"{', '.join(wrong)}: use names out of {', '.join(allowed)}")
+        return given
+    return names
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.kkt", description=__doc__.splitlines()[0])
-    parser.add_argument("--mnist", default="128", help="classifier widths (trained once and cached)")
-    parser.add_argument("--formulations", default="graybox,reduced", help="problem 7 formulations")
+    parser = ArgumentParser(prog="python -m benchmarks.kkt", description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", type=whole_numbers, default="128", help="classifier widths (trained once and cached)")
+    parser.add_argument("--formulations", type=_names(("graybox", "reduced", "full")), default="graybox,reduced",
+                        help="problem 7 formulations")
     parser.add_argument("--hawaii37", default=str(Path(__file__).resolve().parents[2] / "shared" / "hawaii37"),
                         help="Hawaii 37 case folder for problem 8 (skipped when absent; '' to skip)")
-    parser.add_argument("--solvers", default="dense,mumps", help="dense, mumps, spral")
+    parser.add_argument("--solvers", type=_names(("dense", "mumps", "spral")), default="dense,mumps",
+                        help="dense, mumps, spral")
     parser.add_argument("--repeats", type=_repeats, default=1, help="solves per cell (1-100); the fastest is reported")
-    parser.add_argument("--layouts", default=",".join(LAYOUTS))
-    parser.add_argument("--probe", type=int, default=4500, help="inputs of issue 22's probe of auto (0 skips it)")
-    parser.add_argument("--probe-curvature", type=float, default=1e-3, help="the probe's objective Hessian in x")
+    parser.add_argument("--layouts", type=_names(LAYOUTS), default=",".join(LAYOUTS))
+    parser.add_argument("--probe", type=_inputs, default=4500, help="inputs of issue 22's probe of auto (0 skips it)")
+    parser.add_argument("--probe-curvature", type=_curvature, default=1e-3, help="the probe's objective Hessian in x")
     parser.add_argument("--hsllib", help="an HSL library: adds ma27 and ma57")
     parser.add_argument("--out", help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
+    if args.hsllib and not Path(args.hsllib).is_file():
+        parser.error(f"--hsllib {args.hsllib}: no such file; name an HSL library (libhsl.so).")
+    try:
+        check_report_path(args.out)
+        cells = [("problem 7", f"MNIST-{w}", f, lambda w=w, f=f, layout=None: problem7(w, f, layout),
+                  default_layout(f, classifier(w)))
+                 for w in args.mnist for f in args.formulations]
+    except BAD_INPUT as err:
+        return fail(parser, err, args.debug)
     set_casadi_blas_threads(1)  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
-    solvers = args.solvers.split(",") + (["ma27", "ma57"] if args.hsllib else [])
+    solvers = args.solvers + (["ma27", "ma57"] if args.hsllib else [])
     extra = {"ipopt.hsllib": args.hsllib} if args.hsllib else {}
-    cells = [("problem 7", f"MNIST-{w}", f, lambda w=int(w), f=f, layout=None: problem7(w, f, layout),
-              default_layout(f, classifier(int(w))))
-             for w in args.mnist.split(",") if w for f in args.formulations.split(",")]
     if args.hawaii37 and Path(args.hawaii37).is_dir():
         cells.append(("problem 8", "Hawaii 37", "graybox", lambda layout=None: problem8(args.hawaii37, layout),
                       "expression"))  # its surrogate starts with a scaling, not a Linear layer
@@ -201,7 +242,7 @@ def main(argv=None):
     rows = []
     print(f"float64 matmul rate {rate / 1e9:.1f} GFLOP/s, one thread {rate_1t / 1e9:.1f}; {cpu_name()}", flush=True)
     for problem, case, formulation, build, default in cells:
-        layouts = [l for l in args.layouts.split(",")
+        layouts = [l for l in args.layouts
                    if (formulation == "graybox" or l not in ("expression", "lifted"))
                    and not (problem == "problem 8" and l in ("rows", "lifted"))] if problem != PROBE else ["rows"]
         for layout in layouts:
@@ -222,9 +263,11 @@ def main(argv=None):
     for line in against_stock(rows) + auto_against_mumps(rows):
         print(line)
     if args.out:
-        write_text_atomic(f"{args.out}.json", json.dumps({"rate_flops": rate, "rate_one_thread_flops": rate_1t,
-                                                          "cpu": cpu_name(), "rows": rows}, indent=1) + "\n")
-        write_text_atomic(f"{args.out}.md", markdown(rows, rate, rate_1t))
+        out = Path(args.out)
+        write_text_atomic(out.with_suffix(".json"), json.dumps({"rate_flops": rate, "rate_one_thread_flops": rate_1t,
+                                                                "cpu": cpu_name(), "rows": rows}, indent=1) + "\n")
+        write_text_atomic(out.with_suffix(".md"), markdown(rows, rate, rate_1t))
+    return 0
 
 
 def against_stock(rows) -> list[str]:
@@ -277,4 +320,4 @@ def markdown(rows, rate, rate_1t) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

@@ -36,3 +36,25 @@ def test_probe_line_compares_auto_with_mumps(tmp_path):
              "iterations": 5} for solver, s in (("dense", 0.001), ("mumps", 0.004))]
     assert auto_against_mumps(rows) == ["auto probe 9 inputs: auto picks dense, 1.0 ms per IPOPT iteration against "
                                         "MUMPS's 4.0: 0.25x (5 and 5 iterations)"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--solvers", "dense,umfpack"], "umfpack: use names out of dense, mumps, spral"),
+    (["--probe-curvature", "nan"], "'nan' is not a finite number >= 0"),
+    (["--probe", "-3"], "'-3' is not a whole number"),
+    (["--mnist", "12x"], "not a list of positive whole numbers"),
+    (["--hsllib", "no-such-libhsl.so"], "no such file"),
+])
+def test_bad_arguments_end_in_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--mnist", "", "--hawaii37", "", "--probe", "0", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m benchmarks.kkt: error: ") and message in err and err.count("\n") == 1
+
+
+def test_unwritable_out_is_refused_before_any_solve(tmp_path, capsys):
+    (tmp_path / "folder.json").mkdir()
+    assert main(["--mnist", "", "--hawaii37", "", "--probe", "300", "--out", str(tmp_path / "folder")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("python -m benchmarks.kkt: error: ") and err.count("\n") == 1
