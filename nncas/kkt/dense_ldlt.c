@@ -194,6 +194,7 @@ void ma27ad_(int *n, int *nz, const int *irn, const int *icn, int *iw, int *liw,
     memset(info, 0, MA27_INFO * sizeof(int));
     if (*n < 1) { info[0] = -1; info[1] = *n; return; }
     if (*nz < 0) { info[0] = -2; info[1] = *nz; return; }
+    if (*n > TOO_LARGE / 2 - 1) { info[0] = SIZE_OVERFLOW; info[1] = *n; return; }  /* LIW = 2n + 2 */
     int outside = 0;
     for (int k = 0; k < *nz; ++k)
         outside += !inside(irn[k], icn[k], *n);
@@ -201,7 +202,7 @@ void ma27ad_(int *n, int *nz, const int *irn, const int *icn, int *iw, int *liw,
     if (e < 0) { info[0] = -7; return; }
     int b = *n - e;
     size_t need = values_needed(*n, *nz, e, coupled);
-    if (need > (size_t)TOO_LARGE || integers_needed(*n) > TOO_LARGE) { info[0] = SIZE_OVERFLOW; info[1] = b; return; }
+    if (need > (size_t)TOO_LARGE) { info[0] = SIZE_OVERFLOW; info[1] = b; return; }
     if (outside) { info[0] = 1; info[1] = outside; }  /* MA27's warning: such entries are ignored */
     *nsteps = 1;
     info[4] = (int)need;               /* NRLNEC: reals needed */
