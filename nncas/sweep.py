@@ -118,6 +118,9 @@ class CsvStore:
                                  f"({differ or found}); use another {self.what} or the same settings.")
             self._read()
             return self
+        if self.path.exists():
+            raise InputError(f"{self.what} {self.folder} holds a {self.path.name} that no sweep made (no "
+                             f"{self.settings_path.name}); choose another {self.what}.")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.settings_path, json.dumps(stamp, indent=1, sort_keys=True) + "\n")

@@ -62,6 +62,11 @@ def test_store_refuses_other_settings_duplicates_and_damaged_files(tmp_path):
     (tmp_path / "out" / "results.csv").write_text("a,status\n1,x\n")
     with pytest.raises(InputError, match="has the columns"):
         store(tmp_path / "out", {"problem": "test", "width": 128})
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.csv").write_text("someone's table\n")
+    with pytest.raises(InputError, match="holds a results.csv that no sweep made"):
+        store(tmp_path / "other")
+    assert (tmp_path / "other" / "results.csv").read_text() == "someone's table\n"
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="is a file; give a folder"):
         store(tmp_path / "file")
