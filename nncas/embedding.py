@@ -21,6 +21,7 @@ from .full_space import add_full_space, add_full_space_graph
 from .graph import GraphNetwork
 from .network import Network
 from .torch_import import from_torch, hooks_of, own_forward, parse_input_shape
+from .tensors import to_numpy
 from .verification import Unverifiable, Verification, verify as verify_embedding
 
 FORMULATIONS = ("full", "reduced", "graybox")
@@ -278,9 +279,8 @@ def _not_liftable(net: torch.nn.Module) -> str:
 def _add_lifted_layer(form: Embedding, layer: torch.nn.Linear, x, x0: np.ndarray):
     """Variables z = W x + b (start values at x0) with the rows ``W x + b - z = 0``; returns
     (z, its start values)."""
-    weight = layer.weight.detach().to("cpu", torch.float64).numpy()
-    bias = (layer.bias.detach().to("cpu", torch.float64).numpy() if layer.bias is not None
-            else np.zeros(layer.out_features))
+    weight = to_numpy(layer.weight)
+    bias = to_numpy(layer.bias) if layer.bias is not None else np.zeros(layer.out_features)
     handle = LayerHandle(0, layer, None)
     z0 = weight @ x0 + bias[:, None]
     z = form.add_variable(layer.out_features, x.shape[1], z0, handle=handle)

@@ -26,6 +26,7 @@ from torch import nn
 
 from . import layers as L
 from .errors import InputError, UnsupportedLayerError
+from .tensors import to_numpy
 
 Shape = tuple[int, ...]
 #: unit vectors per probing batch (bounds the dense responses held at once)
@@ -34,7 +35,7 @@ CHUNK = 256
 
 def affine_map(module: nn.Module, shape: Shape) -> tuple[list, Shape]:
     """``module`` (linear plus a constant) as one sparse :class:`nncas.layers.Affine`."""
-    probe = copy.deepcopy(module).to(torch.float64).eval()
+    probe = copy.deepcopy(module).to("cpu", torch.float64).eval()
     n = math.prod(shape)
     with torch.no_grad():
         try:
@@ -89,8 +90,8 @@ def layer_norm(module: nn.LayerNorm, shape: Shape) -> tuple[list, Shape]:
     if tuple(module.normalized_shape) != tuple(shape):
         raise UnsupportedLayerError(f"{module} normalizes over {tuple(module.normalized_shape)} of an input of "
                                     f"shape {shape}; nncas embeds LayerNorm over the whole input only.")
-    weight = module.weight.detach().double().numpy() if module.weight is not None else None
-    bias = module.bias.detach().double().numpy() if getattr(module, "bias", None) is not None else None
+    weight = to_numpy(module.weight) if module.weight is not None else None
+    bias = to_numpy(module.bias) if getattr(module, "bias", None) is not None else None
     return [L.LayerNorm(module.eps, weight, bias)], shape
 
 
@@ -105,11 +106,11 @@ def batchnorm_channels(module: nn.modules.batchnorm._BatchNorm, shape: Shape) ->
         raise UnsupportedLayerError(
             f"{module}: batch norm without running statistics (track_running_stats=False) has no "
             "fixed evaluation-mode map; retrain with track_running_stats=True.")
-    values = {k: v.detach().to("cpu", torch.float64).numpy()
+    values = {k: to_numpy(v)
               for k, v in (("mean", module.running_mean), ("var", module.running_var))}
     scale = 1 / np.sqrt(values["var"] + module.eps)
-    gamma = module.weight.detach().double().numpy() if module.affine else np.ones_like(scale)
-    beta = module.bias.detach().double().numpy() if module.affine else np.zeros_like(scale)
+    gamma = to_numpy(module.weight) if module.affine else np.ones_like(scale)
+    beta = to_numpy(module.bias) if module.affine else np.zeros_like(scale)
     if shape[0] != scale.size:
         raise InputError(f"{module} normalizes {scale.size} channels; its input has shape {shape}.")
     per_entry = math.prod(shape[1:])

@@ -25,7 +25,7 @@ from . import kkt
 from .derivatives import UPPER_TRIANGLE_PLUGINS, call_nodes, derivative_functions, inlined
 from .errors import InputError, InputTypeError, StaleProblemError
 from .oracles.callback import BufferCallback
-from .threads import set_casadi_blas_threads
+from .threads import casadi_blas_threads_set
 
 
 def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
@@ -187,9 +187,9 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     ``options`` are CasADi nlpsol options (``"ipopt.tol"``, ``"detect_simple_bounds"``...),
     honoured as by :func:`nlpsol` (``expand``, the user's ``cache``, ``common_options``).
 
-    ``blas_threads``: set the threads of CasADi's own BLAS (IPOPT's linear algebra), which is
-    process-wide (:mod:`nncas.threads`); 1 avoids a fight for the cores with a torch gray box on
-    the CPU. None (default) leaves it alone. ``kkt_solver`` as for :func:`nlpsol`.
+    ``blas_threads``: the threads of CasADi's own BLAS (IPOPT's linear algebra) while
+    ``opti.solve()`` runs, restored afterwards (:mod:`nncas.threads`); 1 avoids a fight for the
+    cores with a torch gray box on the CPU. None (default) leaves it alone. ``kkt_solver`` as for :func:`nlpsol`.
     """
     if not isinstance(opti, ca.Opti):
         raise InputTypeError(f"nncas.solver needs a casadi.Opti, got {type(opti).__name__}; for an nlp dict "
@@ -200,7 +200,8 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     if blas_threads is not None:
         if isinstance(blas_threads, bool) or not isinstance(blas_threads, int):
             raise InputTypeError(f"blas_threads must be a whole number or None, got {blas_threads!r}.")
-        set_casadi_blas_threads(blas_threads)
+        if blas_threads < 1:
+            raise InputError(f"blas_threads must be at least 1, got {blas_threads}.")
     start = time.perf_counter()
     x, p, f, g = _opti_nlp(opti)
     if x.numel() == 0 or (f.is_zero() and g.numel() == 0):
@@ -217,7 +218,7 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     # CasADi holds no reference to a Python callback: the Opti keeps its guards
     opti._nncas_guards = list(checks.values())
     for method in ("solve", "solve_limited"):
-        setattr(opti, method, _reporting_stale(getattr(ca.Opti, method), guard))
+        setattr(opti, method, _reporting_stale(getattr(ca.Opti, method), guard, blas_threads))
     described = {**(functions or derivative_functions(x, p, f, g)), **opts.get("cache", {})}
     shape = kkt.nlp_shape(described, {"detect_simple_bounds": opts.get("detect_simple_bounds", True)})
     if "detect_simple_bounds" not in opts:
@@ -271,16 +272,17 @@ class _ProblemGuard:
             "before opti.solve().")
 
 
-def _reporting_stale(method, guard: _ProblemGuard):
-    """``Opti.solve`` (or ``solve_limited``) for one Opti, raising :class:`StaleProblemError`
-    where the guard made the solve fail (CasADi reports only "Solver failed"), or where CasADi
-    refused the stale functions' row count."""
+def _reporting_stale(method, guard: _ProblemGuard, blas_threads: int | None):
+    """``Opti.solve`` (or ``solve_limited``) for one Opti, with ``blas_threads`` in CasADi's BLAS
+    while it runs, raising :class:`StaleProblemError` where the guard made the solve fail
+    (CasADi reports only "Solver failed"), or where CasADi refused the stale functions' row count."""
 
     def solve(*args, **kwargs):
         guard.refused = False
         opti = guard._opti()
         try:
-            return method(opti, *args, **kwargs)
+            with casadi_blas_threads_set(blas_threads):
+                return method(opti, *args, **kwargs)
         except RuntimeError as err:
             if guard.refused or ("must have" in str(err) and guard.stale()):
                 raise guard.error() from err

@@ -11,6 +11,7 @@ through OpenBLAS's own ``openblas_set_num_threads``.
 from __future__ import annotations
 
 import ctypes
+from contextlib import contextmanager
 from pathlib import Path
 
 import casadi as ca
@@ -47,3 +48,21 @@ def casadi_blas_threads() -> int | None:
     if library is None or not hasattr(library, "openblas_get_num_threads"):
         return None
     return int(library.openblas_get_num_threads())
+
+
+@contextmanager
+def casadi_blas_threads_set(count: int | None):
+    """``with casadi_blas_threads_set(1): ...`` runs the block with ``count`` threads in CasADi's
+    OpenBLAS and restores the count it found; None leaves it alone."""
+    if count is None:
+        yield
+        return
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise InputError(f"a thread count must be a whole number, got {count!r}.")
+    before = casadi_blas_threads()
+    set_casadi_blas_threads(count)
+    try:
+        yield
+    finally:
+        if before is not None:
+            set_casadi_blas_threads(before)

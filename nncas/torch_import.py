@@ -21,6 +21,7 @@ from .errors import InputError, InputTypeError, UnsupportedLayerError
 from .graph import from_fx
 from .linear_maps import SHAPED_RULES, Shape, batchnorm_channels
 from .network import Network
+from .tensors import to_numpy
 
 Translation = Callable[[nn.Module], list]
 #: rules the user registered with register_translation (the only mutable table)
@@ -66,13 +67,9 @@ def supported_modules(translations: dict | None = None) -> list[str]:
     return sorted(t.__name__ for t in _table(translations))
 
 
-def _array(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().to("cpu", torch.float64).numpy()
-
-
 def _linear(m: nn.Linear):
-    bias = _array(m.bias) if m.bias is not None else np.zeros(m.out_features)
-    return [L.Affine(_array(m.weight), bias)]
+    bias = to_numpy(m.bias) if m.bias is not None else np.zeros(m.out_features)
+    return [L.Affine(to_numpy(m.weight), bias)]
 
 
 def _batchnorm(m: nn.BatchNorm1d):
@@ -80,10 +77,10 @@ def _batchnorm(m: nn.BatchNorm1d):
         raise UnsupportedLayerError(
             f"{m}: BatchNorm1d without running statistics (track_running_stats=False) has no "
             "fixed evaluation-mode map; retrain with track_running_stats=True.")
-    scale = 1 / np.sqrt(_array(m.running_var) + m.eps)
-    gamma = _array(m.weight) if m.affine else np.ones_like(scale)
-    beta = _array(m.bias) if m.affine else np.zeros_like(scale)
-    return [L.Scale(gamma * scale, beta - gamma * scale * _array(m.running_mean))]
+    scale = 1 / np.sqrt(to_numpy(m.running_var) + m.eps)
+    gamma = to_numpy(m.weight) if m.affine else np.ones_like(scale)
+    beta = to_numpy(m.bias) if m.affine else np.zeros_like(scale)
+    return [L.Scale(gamma * scale, beta - gamma * scale * to_numpy(m.running_mean))]
 
 
 def _feature_dim(m, dim):
@@ -117,7 +114,7 @@ BUILTIN_TRANSLATIONS: dict[type, Translation] = {
     nn.Identity: lambda m: [],
     nn.Dropout: lambda m: [],
     nn.BatchNorm1d: _batchnorm,
-    AffineScaling: lambda m: [L.Scale(_array(m.scale), _array(m.offset))],
+    AffineScaling: lambda m: [L.Scale(to_numpy(m.scale), to_numpy(m.offset))],
 }
 
 

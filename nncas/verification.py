@@ -34,6 +34,7 @@ import scipy.sparse.linalg
 import torch
 
 from .errors import InputError, VerificationError
+from .tensors import to_numpy
 
 #: points of the input box checked besides x0
 EXTRA_POINTS = 3
@@ -92,13 +93,13 @@ class TorchReference:
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             out = self._call(torch.as_tensor(rows, dtype=self.dtype, device=self.device))
-        return out.detach().to("cpu", torch.float64).numpy()
+        return to_numpy(out)
 
     def jvp(self, row: np.ndarray, direction: np.ndarray) -> np.ndarray:
         """(dy/dx) v at one input, by torch's autograd on the module itself."""
         x, v = (torch.as_tensor(a, dtype=self.dtype, device=self.device) for a in (row, direction))
         _, out = torch.autograd.functional.jvp(lambda u: self._call(u[None])[0], x, v)
-        return out.detach().to("cpu", torch.float64).numpy()
+        return to_numpy(out)
 
 
 class _Pieces:

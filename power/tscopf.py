@@ -29,7 +29,7 @@ import torch
 import nncas
 from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 from nncas.storage import check_output_path
-from nncas.threads import set_casadi_blas_threads
+from nncas.threads import casadi_blas_threads_set
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
 from power.psse import GoC1Case
@@ -155,16 +155,15 @@ def solve_tscopf(problem: TscopfProblem, net: torch.nn.Module, options: dict | N
                  dynamics=None, simulate: bool = True, blas_threads: int | None = None) -> TscopfResult:
     """Solve with ``nncas.nlpsol``, then re-check the frequency constraint with torch and
     (``simulate``) the simulator; ``dynamics`` is a :class:`power.dynamic_data.DynamicData`
-    (default: the case's); ``blas_threads`` as for :func:`nncas.threads.set_casadi_blas_threads`."""
-    if blas_threads is not None:
-        set_casadi_blas_threads(blas_threads)
+    (default: the case's); ``blas_threads``: CasADi's BLAS threads during the solve (:func:`nncas.threads.casadi_blas_threads_set`)."""
     # IPOPT moves a start point bound_push into its bounds; a previous solution sits on them
     warm = WARM_START_OPTIONS if problem.warm_start else {}
     started = time.perf_counter()
     solver = nncas.nlpsol("tscopf", "ipopt", problem.nlp,
                           {**IPOPT_OPTIONS, **warm, "record_time": True, **(options or {})})
     setup = time.perf_counter() - started
-    result = solver(**problem.args)  # a failed solve returns IPOPT's last iterate
+    with casadi_blas_threads_set(blas_threads):
+        result = solver(**problem.args)  # a failed solve returns IPOPT's last iterate
     raise_if_interrupted(solver.stats()["return_status"])  # Ctrl-C is no result
     stats = nncas.problem_stats(solver, result)
     solution = np.asarray(result["x"]).ravel()

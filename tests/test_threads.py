@@ -1,4 +1,5 @@
-"""nncas.solver sets CasADi's BLAS threads only when asked (blas_threads=...)."""
+"""nncas.solver sets CasADi's BLAS threads only when asked (blas_threads=...), and only while
+opti.solve() runs."""
 import casadi as ca
 import pytest
 
@@ -25,12 +26,18 @@ def _problem(formulation):
     return opti
 
 
-def test_threads_change_only_when_asked(restore_blas_threads):
-    """No side effect by default; an explicit count is set process-wide."""
+def test_threads_change_only_while_solving(restore_blas_threads):
+    """No side effect by default; an explicit count holds during opti.solve() and is restored."""
     set_casadi_blas_threads(2)
     nncas.solver(_problem("graybox"), "ipopt")
     assert casadi_blas_threads() == 2
-    nncas.solver(_problem("graybox"), "ipopt", blas_threads=1)
-    assert casadi_blas_threads() == 1
+    opti = _problem("graybox")
+    nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False}, blas_threads=1)
+    assert casadi_blas_threads() == 2
+    during = []
+    opti.callback(lambda i: during.append(casadi_blas_threads()))
+    opti.solve()
+    assert during and set(during) == {1}
+    assert casadi_blas_threads() == 2
     with pytest.raises(ValueError, match="at least 1"):
         nncas.solver(_problem("reduced"), "ipopt", blas_threads=0)

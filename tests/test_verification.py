@@ -262,3 +262,15 @@ def test_relaxation_takes_numpy_numbers():
 def test_lifting_a_bare_linear_says_why_not():
     with pytest.raises(nncas.InputError, match="bare nn.Linear leaves nothing"):
         nncas.embed(nn.Linear(3, 2).double(), ca.MX.sym("x", 3), formulation="graybox", graybox_input="lifted")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+def test_a_cuda_cnn_is_translated_and_checked_on_its_device(formulation):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)).double().cuda()
+    x0 = np.linspace(0, 1, 36)
+    value, e = embedded_value(net, formulation, x0=x0, input_shape=(1, 6, 6))
+    with torch.no_grad():
+        truth = net(torch.as_tensor(x0, device="cuda").reshape(1, 1, 6, 6)).cpu().numpy().ravel()
+    np.testing.assert_allclose(value, truth, atol=1e-10)
