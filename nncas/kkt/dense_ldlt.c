@@ -25,9 +25,9 @@
  * most |c_j| / u per eliminated row. One that fails joins the rest, where a multifrontal
  * solver would delay the same pivot to the front of its neighbours, and the entries are
  * gathered again. The Schur complement is factorized by LAPACK dsytrf (Bunch-Kaufman, blocked,
- * alpha = (1 + sqrt 17) / 8, stricter than any u). When a network's first layer is lifted into variables and rows, E holds the input
- * variables (their Hessian is diagonal), and the dense part shrinks from the input size to
- * twice the layer's width.
+ * alpha = (1 + sqrt 17) / 8, stricter than any u). When a network's first layer is lifted into
+ * variables and rows, E holds the input variables (their Hessian is diagonal), and the dense
+ * part shrinks from the input size to twice the layer's width.
  *
  * Inertia: the negative entries of D plus the signs of the Schur complement's 1x1 and 2x2
  * pivot blocks (Sylvester's law of inertia). A pivot (an eigenvalue of a 2x2 block) is zero
@@ -45,10 +45,11 @@
  * Everything lives in the caller's arrays, so the library keeps no state (e = rows in E,
  * b = n - e the rest):
  *   A[0 .. nz)                      the triplet values IPOPT writes before each ma27bd;
- *   A[la - n b - 2n .. la - 2n)     P (e x b, column-major), then the Schur complement's
- *                                   factor (b x b, column-major, lower triangle);
+ *   A[la - e c - b^2 - 2n .. la - 2n)  P (e x c, column-major), then the Schur complement's
+ *                                   factor (b x b, column-major, lower triangle, D's
+ *                                   pseudo-inverse in place of D);
  *   A[la - 2n .. la - n)            the scaling s;  A[la - n .. la - n + e) sign(d) |d|^-1/2;
- *   IKEEP[0 .. n)                   1 for a row the analysis puts in E;
+ *   IKEEP[0 .. n)                   1 for a row the analysis puts in E, 2 for one coupled to E;
  *   IW[0 .. n)                      dsytrf's pivots;  IW[n .. 2n) where each row went
  *                                   (k >= 0: row k of the rest; -1 - k: E's k-th);
  *                                   IW[2n]: e;  IW[2n + 1]: c.
