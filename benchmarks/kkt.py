@@ -44,7 +44,7 @@ from benchmarks.report import check_report_path, cpu_name, whole_numbers
 from nncas import kkt
 from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 from nncas.storage import write_text_atomic
-from nncas.threads import set_casadi_blas_threads
+from nncas.threads import casadi_blas_threads_set
 
 LAYOUTS = ("rows", "bounds", "expression", "lifted")
 PROBE = "auto probe"
@@ -229,44 +229,44 @@ def main(argv=None):
                  for w in args.mnist for f in args.formulations]
     except BAD_INPUT as err:
         return fail(parser, err, args.debug)
-    set_casadi_blas_threads(1)  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
-    solvers = args.solvers + (["ma27", "ma57"] if args.hsllib else [])
-    extra = {"ipopt.hsllib": args.hsllib} if args.hsllib else {}
-    if args.hawaii37 and Path(args.hawaii37).is_dir():
-        cells.append(("problem 8", "Hawaii 37", "graybox", lambda layout=None: problem8(args.hawaii37, layout),
-                      "expression"))  # its surrogate starts with a scaling, not a Linear layer
-    if args.probe > 0:
-        cells.append((PROBE, f"{args.probe} inputs", "probe",
-                      lambda layout=None: (*probe(args.probe, curvature=args.probe_curvature), None), "rows"))
-    rate, rate_1t = matmul_rate(), matmul_rate_one_thread()
-    rows = []
-    print(f"float64 matmul rate {rate / 1e9:.1f} GFLOP/s, one thread {rate_1t / 1e9:.1f}; {cpu_name()}", flush=True)
-    for problem, case, formulation, build, default in cells:
-        layouts = [l for l in args.layouts
-                   if (formulation == "graybox" or l not in ("expression", "lifted"))
-                   and not (problem == "problem 8" and l in ("rows", "lifted"))] if problem != PROBE else ["rows"]
-        for layout in layouts:
-            nlp, solve_args, keep = build(layout=layout)
-            for solver in solvers:
-                row = {"problem": problem, "case": case, "formulation": formulation, "layout": layout,
-                       "default_layout": default, "solver": solver, **measure(nlp, solve_args, solver, extra if solver.startswith("ma") else {},
-                                   repeats=args.repeats)}
-                row["limit_s"] = row["n_variables"] ** 3 / (3 * rate)
-                row["ratio"] = row["ipopt_per_iteration_s"] / row["limit_s"]
-                row["ratio_1t"] = row["ipopt_per_iteration_s"] / (row["n_variables"] ** 3 / (3 * rate_1t))
-                rows.append(row)
-                print(f"{case:<11}{formulation:<9}{layout:<11}{solver:<7}{row['status']:<28}{row['iterations']:>5} it"
-                      f"{1e3 * row['ipopt_per_iteration_s']:>9.1f} ms/it{row['ratio']:>8.1f} x limit"
-                      f"{row['ratio_1t']:>6.1f} x 1t"
-                      f"{row['total_s']:>8.2f} s total  objective {row['objective']:.8g}", flush=True)
-            del keep
-    for line in against_stock(rows) + auto_against_mumps(rows):
-        print(line)
-    if args.out:
-        out = Path(args.out)
-        write_text_atomic(out.with_suffix(".json"), json.dumps({"rate_flops": rate, "rate_one_thread_flops": rate_1t,
-                                                                "cpu": cpu_name(), "rows": rows}, indent=1) + "\n")
-        write_text_atomic(out.with_suffix(".md"), markdown(rows, rate, rate_1t))
+    with casadi_blas_threads_set(1):  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
+        solvers = args.solvers + (["ma27", "ma57"] if args.hsllib else [])
+        extra = {"ipopt.hsllib": args.hsllib} if args.hsllib else {}
+        if args.hawaii37 and Path(args.hawaii37).is_dir():
+            cells.append(("problem 8", "Hawaii 37", "graybox", lambda layout=None: problem8(args.hawaii37, layout),
+                          "expression"))  # its surrogate starts with a scaling, not a Linear layer
+        if args.probe > 0:
+            cells.append((PROBE, f"{args.probe} inputs", "probe",
+                          lambda layout=None: (*probe(args.probe, curvature=args.probe_curvature), None), "rows"))
+        rate, rate_1t = matmul_rate(), matmul_rate_one_thread()
+        rows = []
+        print(f"float64 matmul rate {rate / 1e9:.1f} GFLOP/s, one thread {rate_1t / 1e9:.1f}; {cpu_name()}", flush=True)
+        for problem, case, formulation, build, default in cells:
+            layouts = [l for l in args.layouts
+                       if (formulation == "graybox" or l not in ("expression", "lifted"))
+                       and not (problem == "problem 8" and l in ("rows", "lifted"))] if problem != PROBE else ["rows"]
+            for layout in layouts:
+                nlp, solve_args, keep = build(layout=layout)
+                for solver in solvers:
+                    row = {"problem": problem, "case": case, "formulation": formulation, "layout": layout,
+                           "default_layout": default, "solver": solver, **measure(nlp, solve_args, solver, extra if solver.startswith("ma") else {},
+                                       repeats=args.repeats)}
+                    row["limit_s"] = row["n_variables"] ** 3 / (3 * rate)
+                    row["ratio"] = row["ipopt_per_iteration_s"] / row["limit_s"]
+                    row["ratio_1t"] = row["ipopt_per_iteration_s"] / (row["n_variables"] ** 3 / (3 * rate_1t))
+                    rows.append(row)
+                    print(f"{case:<11}{formulation:<9}{layout:<11}{solver:<7}{row['status']:<28}{row['iterations']:>5} it"
+                          f"{1e3 * row['ipopt_per_iteration_s']:>9.1f} ms/it{row['ratio']:>8.1f} x limit"
+                          f"{row['ratio_1t']:>6.1f} x 1t"
+                          f"{row['total_s']:>8.2f} s total  objective {row['objective']:.8g}", flush=True)
+                del keep
+        for line in against_stock(rows) + auto_against_mumps(rows):
+            print(line)
+        if args.out:
+            out = Path(args.out)
+            write_text_atomic(out.with_suffix(".json"), json.dumps({"rate_flops": rate, "rate_one_thread_flops": rate_1t,
+                                                                    "cpu": cpu_name(), "rows": rows}, indent=1) + "\n")
+            write_text_atomic(out.with_suffix(".md"), markdown(rows, rate, rate_1t))
     return 0
 
 
