@@ -7,13 +7,10 @@ import argparse
 import signal
 import sys
 
+from .interrupts import INTERRUPTED_STATUS, raise_if_interrupted  # noqa: F401 (the CLIs' names)
+
 #: errors that mean bad input (arguments, files, data), reported in one line
 BAD_INPUT = (ValueError, TypeError, LookupError, OSError)
-
-#: IPOPT's ``return_status`` (through CasADi) for a solve stopped by Ctrl-C: CasADi turns the
-#: KeyboardInterrupt, raised in IPOPT's loop or in a Python callback (a torch gray box), into a
-#: C++ exception that IPOPT reports as not its own, and returns a failed solve instead of raising
-INTERRUPTED_STATUS = "NonIpopt_Exception_Thrown"
 
 #: the exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
 INTERRUPTED_EXIT = 130
@@ -42,14 +39,6 @@ def fail(parser: argparse.ArgumentParser, err: Exception, debug: bool = False) -
         raise err
     print(f"{parser.prog}: error: {one_line(err)}", file=sys.stderr)
     return 2
-
-
-def raise_if_interrupted(status: str) -> None:
-    """Raise KeyboardInterrupt when ``status``, an NLP solver's ``stats()["return_status"]``,
-    says that Ctrl-C stopped the solve (:data:`INTERRUPTED_STATUS`), so that the interrupt
-    reaches the caller instead of passing for a failed solve."""
-    if status == INTERRUPTED_STATUS:
-        raise KeyboardInterrupt(f"the solve was interrupted (IPOPT status {status})")
 
 
 def interrupted(hint: str = "") -> int:

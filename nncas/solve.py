@@ -25,6 +25,7 @@ from . import kkt
 from .derivatives import UPPER_TRIANGLE_PLUGINS, call_nodes, derivative_functions, inlined
 from .errors import InputError, InputTypeError, StaleProblemError
 from .oracles.callback import BufferCallback
+from .interrupts import INTERRUPTED_STATUS, raise_if_interrupted
 from .threads import casadi_blas_threads_set
 
 
@@ -50,8 +51,9 @@ def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
 
 
 class _Solver(ca.Function):
-    """The solver Function :func:`nlpsol` returns: ``save``, ``serialize`` and pickling refuse
-    a solver that holds a Python callback (a gray box), which ``casadi.Function.load`` cannot
+    """The solver Function :func:`nlpsol` returns: a solve stopped by Ctrl-C raises
+    KeyboardInterrupt (:mod:`nncas.interrupts`); ``save``, ``serialize`` and pickling refuse a
+    solver that holds a Python callback (a gray box), which ``casadi.Function.load`` cannot
     restore."""
 
     def _check_serializable(self) -> None:
@@ -60,6 +62,16 @@ class _Solver(ca.Function):
             raise InputError(f"solver {self.name()!r} holds Python callbacks ({', '.join(held[:3])}"
                              f"{', ...' if len(held) > 3 else ''}: gray boxes), which casadi.Function.load "
                              "cannot restore; save the torch model and build the solver again instead.")
+
+    def __call__(self, *args, **kwargs):
+        result = super().__call__(*args, **kwargs)
+        raise_if_interrupted(self.stats().get("return_status", ""))
+        return result
+
+    def call(self, *args, **kwargs):
+        result = super().call(*args, **kwargs)
+        raise_if_interrupted(self.stats().get("return_status", ""))
+        return result
 
     def save(self, *args, **kwargs):
         self._check_serializable()
@@ -286,6 +298,8 @@ def _reporting_stale(method, guard: _ProblemGuard, blas_threads: int | None):
         except RuntimeError as err:
             if guard.refused or ("must have" in str(err) and guard.stale()):
                 raise guard.error() from err
+            if INTERRUPTED_STATUS in str(err):
+                raise KeyboardInterrupt("the solve was interrupted") from err
             raise
 
     return solve

@@ -120,9 +120,8 @@ except KeyboardInterrupt:
     sys.exit(130)
 print("returned", stats["status"], file=sys.stderr)
 """,
-    "nncas.nlpsol, then raise_if_interrupted": """
+    "nncas.nlpsol": """
 import casadi as ca, nncas
-from nncas.cli import raise_if_interrupted
 x = ca.MX.sym("x", 784)
 e = nncas.embed(net, x, formulation="graybox", x0=np.full(784, 0.5))
 S = nncas.nlpsol("S", "ipopt", {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - 0.5), "g": ca.vertcat(e.g, e.y[3])},
@@ -130,11 +129,27 @@ S = nncas.nlpsol("S", "ipopt", {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - 0.5)
 try:
     S(x0=np.r_[np.full(784, 0.5), e.w0], lbx=np.r_[np.zeros(784), e.lbw], ubx=np.r_[np.ones(784), e.ubw],
       lbg=np.r_[e.lbg, 0.6], ubg=np.r_[e.ubg, np.inf])
-    raise_if_interrupted(S.stats()["return_status"])
 except KeyboardInterrupt:
     print("KeyboardInterrupt", file=sys.stderr)
     sys.exit(130)
 print("returned", S.stats()["return_status"], file=sys.stderr)
+""",
+    "nncas.solver, opti.solve": """
+import casadi as ca, nncas
+opti = ca.Opti()
+x = opti.variable(784)
+opti.set_initial(x, np.full(784, 0.5))
+y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
+opti.subject_to(y[3] >= 0.6)
+opti.subject_to(opti.bounded(0, x, 1))
+opti.minimize(ca.sumsqr(x - 0.5))
+nncas.solver(opti, "ipopt", {"ipopt.print_level": 5})
+try:
+    opti.solve()
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", file=sys.stderr)
+    sys.exit(130)
+print("returned", file=sys.stderr)
 """,
 }
 
