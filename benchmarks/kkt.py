@@ -60,12 +60,10 @@ def matmul_rate(size: int = 1024, repeats: int = 5) -> float:
 
 def matmul_rate_one_thread(size: int = 1024, repeats: int = 5) -> float:
     """float64 FLOP/s of SciPy's BLAS (the dense solver's) on the calling thread alone."""
-    import ctypes
-
     from scipy.linalg import blas
 
-    from nncas.kkt.build import scipy_lapack
-    library = ctypes.CDLL(str(scipy_lapack()[0]))
+    from nncas.kkt import scipy_openblas
+    library = scipy_openblas()
     a, b = np.asfortranarray(np.random.default_rng(0).normal(size=(2, size, size)))
     previous = library.openblas_set_num_threads_local(1)
     try:

@@ -42,7 +42,7 @@
  * (openblas_set_num_threads_local): IPOPT's linear algebra alternates with the torch oracle on
  * the same cores, and OpenBLAS's idle threads would spin against torch's.
  *
- * Everything lives in the caller's arrays, so the library keeps no state (e = rows in E,
+ * Everything lives in the caller's arrays; the library keeps only the bound LAPACK routines (e = rows in E,
  * b = n - e the rest):
  *   A[0 .. nz)                      the triplet values IPOPT writes before each ma27bd;
  *   A[la - e c - b^2 - 2n .. la - 2n)  P (e x c, column-major), then the Schur complement's
@@ -68,33 +68,45 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef LAPACK_PREFIX
-#define LAPACK_PREFIX
-#endif
-#define LAPACK_CONCAT(prefix, name) prefix##name
-#define LAPACK_NAME(prefix, name) LAPACK_CONCAT(prefix, name)
-#define LAPACK(name) LAPACK_NAME(LAPACK_PREFIX, name)
+/* The LAPACK and BLAS routines, bound at run time by nncas_bind_lapack (nncas.kkt passes SciPy's,
+ * from the capsules of scipy.linalg.cython_lapack and cython_blas, before IPOPT loads the library):
+ * the library links no BLAS, so no path or symbol prefix of one is compiled in. */
+typedef void sytrf_fn(const char *uplo, const int *n, double *a, const int *lda, int *ipiv, double *work,
+                      const int *lwork, int *info);
+typedef void syrk_fn(const char *uplo, const char *trans, const int *n, const int *k, const double *alpha,
+                     const double *a, const int *lda, const double *beta, double *c, const int *ldc);
+typedef void gemv_fn(const char *trans, const int *m, const int *n, const double *alpha, const double *a,
+                     const int *lda, const double *x, const int *incx, const double *beta, double *y,
+                     const int *incy);
+typedef int threads_fn(int threads);
 
-extern void LAPACK(dsytrf_)(const char *uplo, const int *n, double *a, const int *lda, int *ipiv, double *work,
-                            const int *lwork, int *info, size_t uplo_len);
-extern void LAPACK(dsyrk_)(const char *uplo, const char *trans, const int *n, const int *k, const double *alpha,
-                           const double *a, const int *lda, const double *beta, double *c, const int *ldc,
-                           size_t uplo_len, size_t trans_len);
-extern void LAPACK(dgemv_)(const char *trans, const int *m, const int *n, const double *alpha, const double *a,
-                           const int *lda, const double *x, const int *incx, const double *beta, double *y,
-                           const int *incy, size_t trans_len);
+static sytrf_fn *dsytrf;
+static syrk_fn *dsyrk;
+static gemv_fn *dgemv;
+/* OpenBLAS 0.3.27 and later's openblas_set_num_threads_local, or NULL (the BLAS's own thread
+ * count then applies) */
+static threads_fn *threads_local;
 
-/* OpenBLAS 0.3.27 and later; weak, so that an older BLAS loads the library too (its own
- * thread count then applies) */
-extern int openblas_set_num_threads_local(int threads) __attribute__((weak));
+/* Binds the routines; returns 0, or -1 (nothing bound) when one of the three is NULL. */
+int nncas_bind_lapack(sytrf_fn *sytrf, syrk_fn *syrk, gemv_fn *gemv, threads_fn *threads)
+{
+    if (!sytrf || !syrk || !gemv) return -1;
+    dsytrf = sytrf;
+    dsyrk = syrk;
+    dgemv = gemv;
+    threads_local = threads;
+    return 0;
+}
 
-static int one_thread(void) { return openblas_set_num_threads_local ? openblas_set_num_threads_local(1) : 0; }
+static int one_thread(void) { return threads_local ? threads_local(1) : 0; }
 static void restore_threads(int threads)
 {
-    if (openblas_set_num_threads_local) openblas_set_num_threads_local(threads);
+    if (threads_local) threads_local(threads);
 }
 
 #define SYTRF_BLOCK 32
+/* IFLAG of a factorization before nncas_bind_lapack: an error, IPOPT stops */
+#define NOT_BOUND (-9)
 #define MA27_ICNTL 30
 #define MA27_CNTL 5
 #define MA27_INFO 20
@@ -348,7 +360,7 @@ static void subtract_signed(const Layout *f, const double *y, double *x)
     for (int start = 0, end; start < e; start = end) {
         const double alpha = run_from(f, start, &end) ? 1.0 : -1.0;
         const int rows = end - start;
-        LAPACK(dgemv_)("T", &rows, &c, &alpha, f->p + start, &e, y + start, &one, &plus, x, &one, 1);
+        dgemv("T", &rows, &c, &alpha, f->p + start, &e, y + start, &one, &plus, x, &one);
     }
 }
 
@@ -360,7 +372,7 @@ static void schur_complement(const Layout *f)
     for (int start = 0, end; start < e; start = end) {
         const double alpha = run_from(f, start, &end) ? 1.0 : -1.0;
         const int rows = end - start;
-        LAPACK(dsyrk_)("L", "T", &c, &rows, &alpha, f->p + start, &e, &plus, f->schur, &b, 1, 1);
+        dsyrk("L", "T", &c, &rows, &alpha, f->p + start, &e, &plus, f->schur, &b);
     }
 }
 
@@ -485,6 +497,7 @@ void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *
     (void)nsteps; (void)iw1; (void)icntl;
     const int n = *n_, nz = *nz_;
     memset(info, 0, MA27_INFO * sizeof(int));
+    if (!dsytrf) { info[0] = NOT_BOUND; return; }
     if (*liw < integers_needed(n)) { info[0] = -3; info[1] = integers_needed(n); return; }
     const double u = fmin(fmax(cntl[0], 0.0), THRESHOLD_MAX);
     double factor = 1.0;
@@ -525,7 +538,7 @@ void ma27bd_(int *n_, int *nz_, const int *irn, const int *icn, double *a, int *
         int lwork = b * SYTRF_BLOCK;
         double *work = malloc((size_t)lwork * sizeof(double));
         if (!work) { restore_threads(threads); free(magnitude); info[0] = -7; return; }
-        LAPACK(dsytrf_)("L", &b, f.schur, &b, f.pivots, work, &lwork, &lapack_info, 1);
+        dsytrf("L", &b, f.schur, &b, f.pivots, work, &lwork, &lapack_info);
         free(work);
     }
     restore_threads(threads);
@@ -559,7 +572,7 @@ void ma27cd_(int *n_, double *a, int *la, int *iw, int *liw, double *w, int *max
     if (b > 0) dense_solve(&f, x);
     if (e > 0 && c > 0) {  /* y -= P x, row by row: P's rows carry |d|^-1/2 */
         const double minus = -1.0, plus = 1.0;
-        LAPACK(dgemv_)("N", &e, &c, &minus, f.p, &e, x, &one, &plus, y, &one, 1);
+        dgemv("N", &e, &c, &minus, f.p, &e, x, &one, &plus, y, &one);
     }
     restore_threads(threads);
     for (int i = 0; i < n; ++i) {
