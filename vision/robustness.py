@@ -179,8 +179,15 @@ def built_problems() -> int:
 
 
 def solve_task(weights: Weights, formulation: str, x_ref: np.ndarray, target: int) -> dict:
-    """One task of the sweep (runs on a worker)."""
-    return worker_problem(weights, formulation).solve(x_ref, target)
+    """One task of the sweep (runs on a worker). A failed solve is repeated on a freshly built
+    problem, which then replaces the worker's: a failure is never an artefact of the solves
+    the worker ran before (once, one worker's solves ended in Restoration_Failed from some task
+    on, where serial solves succeeded; not reproduced since)."""
+    result = worker_problem(weights, formulation).solve(x_ref, target)
+    if not result["success"]:
+        _PROBLEMS.pop((weights.digest, formulation))
+        result = worker_problem(weights, formulation).solve(x_ref, target)
+    return result
 
 
 # ---- the sweep ---------------------------------------------------------------------------------
