@@ -185,8 +185,8 @@ def plot(store: CsvStore, path: Path, settings: dict, count: int) -> None:
     fig, (cost, freq) = plt.subplots(2, 1, figsize=(6, 5.2), sharex=True)
     cost.plot(load, [r["objective"] for r in rows], "o", color="tab:blue", markersize=4)
     cost.set_ylabel("cost ($/h)")
-    cost.set_title(f"{settings['case']}: TSC-SCOPF over {len(rows)} load scenarios ({settings['formulation']})",
-                   fontsize=9)
+    cost.set_title(f"{settings['case']}: TSC-SCOPF ({settings['formulation']}), {len(rows)} of {count} load "
+                   "scenarios solved", fontsize=9)
     freq.plot(load, [r["min_nn_hz"] for r in rows], "o", color="tab:orange", markersize=4, label="surrogate")
     freq.plot(load, [r["min_simulated_hz"] for r in rows], "x", color="tab:green", markersize=4, label="simulator")
     freq.axhline(settings["min_frequency_hz"], color="black", linestyle="--", linewidth=1, label="bound")
