@@ -4,6 +4,7 @@ with exit status 130 and one line starting with ``interrupted``."""
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 
@@ -20,8 +21,20 @@ class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` with one-line errors and a ``--debug`` flag."""
 
     def __init__(self, *args, **kwargs):
+        if kwargs.get("description"):
+            kwargs["description"] = plain(kwargs["description"])
         super().__init__(*args, **kwargs)
         self.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+    def add_argument(self, *args, **kwargs):
+        if kwargs.get("help"):
+            kwargs["help"] = plain(kwargs["help"])
+        return super().add_argument(*args, **kwargs)
+
+
+def plain(text: str) -> str:
+    """``text`` without reStructuredText markup (double backquotes, :role:`name`), for --help."""
+    return re.sub(r":\w+:`~?([^`]*)`", r"\1", text).replace("``", "")
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")

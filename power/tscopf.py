@@ -17,6 +17,7 @@ with the simulator (``power.dynamics``) at the solution's base-case power flow.
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
@@ -38,8 +39,12 @@ from power.scopf import Scopf
 
 MIN_FREQUENCY_HZ = 59.4
 #: the embedded 3-bus example's frequencies lie near 59.0 Hz: a bound that is active and reachable
-#: (with --warm-start all three formulations reach 3039.39 $/h on the default surrogate)
+#: (warm-started, the example's default, all three formulations reach 3039.39 $/h on the default surrogate)
 EXAMPLE_MIN_FREQUENCY_HZ = 59.02
+#: IPOPT's tolerance (--tol's default); l4casadi's float32 outputs near 59 Hz are resolved to
+#: 2**-18 = 3.8e-6 Hz, so IPOPT's primal error cannot fall below ~1e-6 and 1e-8 is never reached
+TOL = 1e-8
+TOL_FLOAT32 = 1e-4
 IPOPT_OPTIONS = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "ipopt.max_iter": 3000}
 WARM_START_OPTIONS = {"ipopt.bound_push": 1e-8, "ipopt.bound_frac": 1e-8}
 
@@ -190,7 +195,7 @@ def check_arguments(args) -> None:
     """Refuse settings that make no sense, before any sampling, training or solving."""
     if not (math.isfinite(args.min_frequency) and args.min_frequency > 0):
         raise ValueError(f"--min-frequency must be a positive number of Hz, got {args.min_frequency}.")
-    if not (math.isfinite(args.tol) and args.tol > 0):
+    if args.tol is not None and not (math.isfinite(args.tol) and args.tol > 0):
         raise ValueError(f"--tol must be a positive tolerance (e.g. 1e-8), got {args.tol}.")
     if args.formulation != "graybox" and (args.backend, args.device) != ("torch", "cpu"):
         raise ValueError("--backend and --device apply to --formulation graybox only.")
@@ -211,16 +216,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("case", help="'example' or a folder with one .raw/.rop/.inl/.con each")
     parser.add_argument("--model", help="surrogate HDF5 file (python -m power.surrogate); default: a "
                         "width-100 surrogate of the case, trained once and cached (power.default_surrogate)")
-    parser.add_argument("--formulation", choices=("full", "reduced", "graybox"), default="reduced")
-    parser.add_argument("--backend", choices=("torch", "l4casadi"), default="torch", help="gray box only")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="gray box only")
+    parser.add_argument("--formulation", choices=("full", "reduced", "graybox"), default="reduced",
+                        help="how the surrogate enters the NLP (default: reduced)")
+    parser.add_argument("--backend", choices=("torch", "l4casadi"), default="torch",
+                        help="gray box only: torch (float64) or l4casadi (float32) (default: torch)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="gray box only (default: cpu)")
     parser.add_argument("--min-frequency", type=float,
                         help=f"Hz (default {MIN_FREQUENCY_HZ}; {EXAMPLE_MIN_FREQUENCY_HZ} for the example)")
-    parser.add_argument("--dynamics", help="JSON dynamic-data overrides for the simulator check")
-    parser.add_argument("--tol", type=float, default=1e-8, help="IPOPT tolerance")
-    parser.add_argument("--warm-start", action="store_true",
-                        help="start from the SCOPF optimum without the frequency constraint")
-    parser.add_argument("--json", help="write the result here (atomically)")
+    parser.add_argument("--dynamics", help="JSON dynamic-data overrides for the simulator check (default: none)")
+    parser.add_argument("--tol", type=float, help=f"IPOPT tolerance (default {TOL}; {TOL_FLOAT32} with "
+                        "--backend l4casadi, whose float32 outputs resolve 59 Hz to 4e-6 Hz)")
+    parser.add_argument("--warm-start", action=argparse.BooleanOptionalAction,
+                        help="start from the SCOPF optimum without the frequency constraint (default: on for "
+                        "the example with the torch backend, whose default start point can end infeasible; off otherwise)")
+    parser.add_argument("--json", help="write the result here (atomically; default: not written)")
     parser.add_argument("--scenarios", help="solve for N seeded load scenarios, or for the load factors in a "
                         "CSV file (power.scenarios), from the nominal solution; needs --out")
     parser.add_argument("--out", help="folder of the scenario sweep (results.csv, summary.json, scenarios.png)")
@@ -230,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.min_frequency is None:
         args.min_frequency = EXAMPLE_MIN_FREQUENCY_HZ if args.case == "example" else MIN_FREQUENCY_HZ
+    if args.tol is None:
+        args.tol = TOL_FLOAT32 if args.backend == "l4casadi" else TOL
+    if args.warm_start is None:
+        args.warm_start = args.case == "example" and args.backend == "torch" and args.scenarios is None
     try:
         check_arguments(args)
         case = load_case(args.case)
@@ -266,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "model": {k: meta[k] for k in ("width", "hidden_layers", "n_parameters",
                                                                       "data_source")},
                                       **result.to_json()})
+        print(f"result: {args.json}")
     return 0 if s.success else 1
 
 
