@@ -31,13 +31,13 @@ class ArgumentParser(argparse.ArgumentParser):
             kwargs["help"] = plain(kwargs["help"])
         return super().add_argument(*args, **kwargs)
 
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
 
 def plain(text: str) -> str:
     """``text`` without reStructuredText markup (double backquotes, :role:`name`), for --help."""
     return re.sub(r":\w+:`~?([^`]*)`", r"\1", text).replace("``", "")
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def one_line(message) -> str:
