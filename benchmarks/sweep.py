@@ -6,7 +6,8 @@ Problem 7 (``vision.robustness``: MNIST-128, gray box, test images from --offset
 load scenarios, each warm-started from the nominal solution and checked by the simulator). For
 each worker count a LocalCluster is started, every worker first solves tasks outside the timed set
 (building its problem, loading torch), then the timed tasks run: rate = tasks / seconds from the
-first submission to the last result. The objectives of every worker count are compared with one
+first submission to the last result; the mean task time in the workers and the load average
+say how much of the machine other jobs took. The objectives of every worker count are compared with one
 worker's (they must agree to 1e-6).
 
     python -m benchmarks.sweep [--workers 1,2] [--problems 7,8] [--tasks 40] [--out docs/sweep_cpu]
@@ -69,23 +70,27 @@ def run_tasks(client, function, tasks) -> tuple[float, list]:
 
 def measure(problem: int, workers: int, count: int, offset: int) -> dict:
     make = problem7 if problem == 7 else problem8
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     with sweep_client(workers=workers) as client:
         function, warm = make(client, 2 * workers, offset + count)  # outside the timed set
         run_tasks(client, function, warm)
         function, tasks = make(client, count, offset)
         seconds, results = run_tasks(client, function, tasks)
     return {"problem": problem, "workers": workers, "tasks": count, "seconds": seconds,
-            "solves_per_s": count / seconds, "objectives": [r["objective"] for r in results],
+            "solves_per_s": count / seconds, "task_s_mean": float(np.mean([r["solve_s"] for r in results])),
+            "load_average_at_start": load, "objectives": [r["objective"] for r in results],
             "statuses": [r["status"] for r in results], "iterations": [r["iterations"] for r in results]}
 
 
 def markdown(rows, header) -> str:
-    cols = ["problem", "workers", "tasks", "seconds", "solves/s", "ratio to 1 worker", "max |objective - 1 worker's|"]
+    cols = ["problem", "workers", "tasks", "seconds", "solves/s", "ratio to 1 worker", "task s in the worker (mean)",
+            "load average at start", "max |objective - 1 worker's|"]
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join([
             str(r["problem"]), str(r["workers"]), str(r["tasks"]), f"{r['seconds']:.1f}", f"{r['solves_per_s']:.2f}",
-            "" if r.get("ratio") is None else f"{r['ratio']:.2f}",
+            "" if r.get("ratio") is None else f"{r['ratio']:.2f}", f"{r['task_s_mean']:.2f}",
+            f"{r['load_average_at_start']:.1f}",
             "" if r.get("max_objective_difference") is None else f"{r['max_objective_difference']:.1e}"]) + " |")
     return "\n".join(lines) + "\n"
 
