@@ -24,7 +24,6 @@ Run:  python examples/mpc_pendulum.py [--embedding graybox-torch] [--horizon 20]
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import time
@@ -37,6 +36,7 @@ from torch import nn
 
 import nncas
 from nncas.cache import cache_root
+from nncas.cli import ArgumentParser
 from nncas.storage import torch_save_atomic
 
 #: --embedding value -> keyword arguments of nncas.add_predictor
@@ -404,14 +404,15 @@ def plot(runs: dict[str, ClosedLoop], plant: Pendulum, path: str, title: str = "
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--embedding", default="graybox-torch", choices=sorted(EMBEDDINGS))
-    parser.add_argument("--horizon", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=60)
+    parser = ArgumentParser(prog="python examples/mpc_pendulum.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--embedding", default="graybox-torch", choices=sorted(EMBEDDINGS),
+                        help="how the learned model enters the MPC problem (default: graybox-torch)")
+    parser.add_argument("--horizon", type=int, default=20, help="MPC horizon N, in steps (default: 20)")
+    parser.add_argument("--steps", type=int, default=60, help="closed-loop steps per run (default: 60)")
     parser.add_argument("--x0", type=float, nargs=2, action="append", metavar=("THETA", "OMEGA"),
                         help="initial state; repeat for several runs (default 0.45 0)")
-    parser.add_argument("--figure", default=None, help="write the closed-loop plot here (PNG)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (see docs/mpc.md)")
+    parser.add_argument("--figure", default=None, help="write the closed-loop plot here (PNG; default: no plot)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (see docs/mpc.md; default: 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     plant = Pendulum()

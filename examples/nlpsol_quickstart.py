@@ -16,6 +16,7 @@ import casadi as ca
 import numpy as np
 
 import nncas
+from nncas.cli import ArgumentParser
 from quickstart import train_classifier
 
 
@@ -37,7 +38,9 @@ def solve(nlpsol, net, x_ref, formulation):
     return float(result["f"]), result["x"].full().ravel()[:2], construction, time.perf_counter() - start
 
 
-def main():
+def main(argv=None):
+    ArgumentParser(prog="python examples/nlpsol_quickstart.py",
+                   description=__doc__.split("\n\n")[0].rstrip(":") + ".").parse_args(argv)
     net = train_classifier()
     x_ref = np.array([-0.5, 0.5])
     print("{:<12}{:<14}{:>16}{:>22}{:>9}{:>9}".format("formulation", "route", "objective", "x*", "build s", "solve s"))

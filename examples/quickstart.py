@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import nncas
+from nncas.cli import ArgumentParser
 
 
 def train_classifier(seed: int = 0) -> nn.Sequential:
@@ -53,7 +54,8 @@ def solve(net, x_ref, formulation, **options):
     return sol.value(x), form, nncas.problem_stats(opti, sol), construction
 
 
-def main():
+def main(argv=None):
+    ArgumentParser(prog="python examples/quickstart.py", description=__doc__.split("\n\n")[0]).parse_args(argv)
     net = train_classifier()
     x_ref = np.array([-0.5, 0.5])
     print(f"class probabilities at x_ref = {x_ref}: "

