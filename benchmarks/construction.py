@@ -112,12 +112,13 @@ def compare_nlpsol(sizes, width, limit):
 
 def main(argv=None):
     parser = ArgumentParser(prog="python -m benchmarks.construction", description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--width", type=int, default=128, help="hidden width of the MNIST classifier (default: 128)")
     parser.add_argument("--naive", type=int, default=0, metavar="N",
-                        help="also time CasADi's default Hessian path at N inputs (slow beyond ~300)")
+                        help="also time CasADi's default Hessian path at N inputs (slow beyond ~300; default: 0, not timed)")
     parser.add_argument("--nlpsol", type=whole_numbers, default="", metavar="SIZES",
-                        help="also compare casadi.nlpsol and nncas.nlpsol at these input counts, e.g. 100,400,784")
-    parser.add_argument("--limit", type=float, default=600, help="seconds per plain nlpsol cell")
+                        help="also compare casadi.nlpsol and nncas.nlpsol at these input counts, e.g. 100,400,784 "
+                        "(default: none)")
+    parser.add_argument("--limit", type=float, default=600, help="seconds per plain nlpsol cell (default: 600)")
     parser.add_argument("--cell", help=argparse.SUPPRESS)  # route,formulation,n_in: one cell, JSON out
     args = parser.parse_args(argv)
     if args.width < 1 or args.naive < 0 or not (math.isfinite(args.limit) and args.limit > 0):

@@ -288,7 +288,7 @@ def run(config: SampleConfig, path: str | Path, n: int, workers: int = 1, batch:
         done = set(open_sample_file(path, config, sampler).tolist())
         todo = [k for k in range(n) if k not in done]
         if not todo:
-            log(f"{path}: all {n} samples present")
+            log(f"{path}: samples 0..{n - 1} all present ({len(done)} in the file)")
             return 0
         log(f"{path}: {len(done)} present, computing {len(todo)} "
             f"({'dask ' + scheduler if scheduler else f'{workers} process(es)'})")
