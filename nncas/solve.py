@@ -327,6 +327,9 @@ def _guarded(function: ca.Function, guard: _ProblemGuard, x) -> tuple[ca.Functio
 class ProblemStats:
     """Structure (paper Table 2) and time breakdown (paper Table 4) of a solved problem.
 
+    ``n_constraints`` counts the constraint rows IPOPT gets: rows that CasADi's
+    ``detect_simple_bounds`` turned into variable bounds (an Opti's ``opti.bounded(0, x, 1)``
+    under :func:`solver`) are not counted, so both routes count one problem alike.
     ``hess_nnz`` counts the upper triangle, as IPOPT stores it. ``linear_solver`` names what
     factorized IPOPT's KKT matrix ("dense LDLT (nncas)", "mumps", ...; empty when the solver
     was not built by nncas). Times are wall seconds; ``solver_s`` is the total minus all
@@ -392,7 +395,8 @@ def problem_stats(problem, result=None) -> ProblemStats:
         success=bool(stats.get("success", False)),
         objective=objective,
         iterations=int(stats.get("iter_count", 0)),
-        n_variables=nlp.size1_in(0), n_constraints=nlp.size1_in(nlp.index_in("lbg")),
+        n_variables=nlp.size1_in(0),
+        n_constraints=nlp.size1_in(nlp.index_in("lbg")) - int(sum(stats.get("detect_simple_bounds_is_simple", []))),
         jac_nnz=_nnz(nlp, ("nlp_jac_g", 1), ("nlp_jac_fg", 3)),
         hess_nnz=_nnz(nlp, ("nlp_hess_l", 0)),
         linear_solver=getattr(problem, "_nncas_linear_solver", ""),
