@@ -292,7 +292,7 @@ def sweep_client(workers: int | None = None, scheduler: str | None = None) -> It
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)
