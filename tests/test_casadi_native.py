@@ -118,7 +118,10 @@ def test_graybox_on_a_parameter_and_in_the_objective(net, case):
 
 
 def test_a_copied_opti_solves(net, case, reference):
-    copy = _opti_problem(net, case)[0].copy()
+    """A copy shares the original's gray boxes, which live as long as the original Opti (or
+    their embeddings) does: keep it (docs/api.md#lifetimes)."""
+    original = _opti_problem(net, case)[0]
+    copy = original.copy()
     nncas.solver(copy, "ipopt", TIGHT)
     assert copy.solve().value(copy.f) == pytest.approx(reference[0], rel=1e-8)
 
