@@ -5,15 +5,17 @@ as one Function and compared with ``net(x)`` (hooks, in-place operations and a c
 ``forward`` all included, in the module's own dtype and device):
 
 - at the start point :math:`x_0` (every column) with the variables' start values :math:`w_0`:
-  the outputs, every row within its bounds, and the Jacobian :math:`dy/dx` where affordable —
-  directly when the embedding adds no variables, else implicitly,
-  :math:`dy/dx = y_x - y_w\, g_w^{-1} g_x`, when the rows that hold variables are equalities
-  that determine them (a square system: the full space of smooth layers, a lifted first layer,
-  gray-box output variables);
+  the outputs, every row within its bounds, and the derivative :math:`(dy/dx)\,v` along random
+  directions v (against torch's autograd on the module) — directly when the embedding adds no
+  variables, else implicitly, :math:`dy/dx = y_x - y_w\, g_w^{-1} g_x`, when the rows are
+  equalities that determine the variables (a square system: the full space of smooth layers,
+  a lifted first layer, gray-box output variables) and there are at most
+  :data:`IMPLICIT_VARIABLES` of them;
 - at a few seeded points of the input box (or near :math:`x_0` without one): the outputs, with
-  the variables solved from that square system by the chord method; where the variables are not
-  determined by equalities (ReLU and max-pooling complementarities) the translated network
-  the rows were built from is evaluated instead.
+  the variables solved from that square system by the chord method (up to the same size);
+  where the variables are not determined by equalities (ReLU and max-pooling
+  complementarities) or too many, the translated network the rows were built from is
+  evaluated instead.
 
 With K > 1 columns the module is also called on a batch of distinct samples and on each alone:
 a model that mixes samples (``softmax(dim=0)``, batch statistics) is refused, since the
@@ -42,6 +44,7 @@ EXTRA_POINTS = 3
 #: columns of x (each a forward and a double reverse sweep of the module)
 JACOBIAN_DIRECTIONS = 2
 JACOBIAN_COLUMNS = 4
+#: chord steps at most for the variables at another point (each makes one more layer exact)
 CHORD_STEPS = 60
 #: Krylov steps for a derivative of the variables (about twice the number of layers needed)
 GMRES_STEPS = 80
