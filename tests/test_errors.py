@@ -163,3 +163,17 @@ def test_networks_and_options_refused_with_the_fix(net, kwargs, error, match):
 def test_solver_helpers_name_the_bad_argument(call, match):
     with pytest.raises(nncas.InputError, match=match):
         call()
+
+
+def test_the_l4casadi_backend_without_l4casadi_says_how_to_install_it():
+    """l4casadi is an optional extra: without it (an import that fails, as in a venv that lacks
+    it), the gray box names the extra instead of a bare ModuleNotFoundError."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['l4casadi'] = None\n"
+            "import casadi as ca, torch, nncas\n"
+            "net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))\n"
+            "try:\n    nncas.embed(net, ca.MX.sym('x', 2), formulation='graybox', backend='l4casadi')\n"
+            "except nncas.InputError as err:\n    print(err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "pip install 'nncas[l4casadi]'" in out.stdout, out.stderr

@@ -27,6 +27,7 @@ import casadi as ca
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..cache import cache_root, fingerprint
 from .graybox_function import graybox_function, hessian_function, jacobian_function
 
@@ -69,7 +70,12 @@ class L4CasADiOracle:
 
     def __init__(self, module: torch.nn.Module, n_in: int, n_out: int, device: torch.device,
                  batch: int = 1):
-        import l4casadi
+        try:
+            import l4casadi
+        except ImportError as err:
+            raise InputError("backend='l4casadi' needs the l4casadi package, an optional part of nncas: "
+                             "pip install 'nncas[l4casadi]' (it compiles against the installed torch; see the "
+                             "README's Install section), or use backend='torch'.") from err
 
         self.n_in, self.n_out, self.device, self.batch = n_in, n_out, device, batch
         key = fingerprint(module, n_in, batch, str(device), torch.__version__, l4casadi.__name__, "v2")[:16]
