@@ -270,7 +270,7 @@ def _not_liftable(net: torch.nn.Module) -> str:
     if len(net) < 2 or not isinstance(net[0], torch.nn.Linear):
         first = type(net[0]).__name__ if len(net) else "nothing"
         return f"{name} starts with {first}" + (", and nothing after it" if len(net) < 2 else "")
-    hooked = hooks_of(torch.nn.ModuleList([net[0]])) or [h for h in hooks_of(net) if h.startswith(name + ".")]
+    hooked = list(dict.fromkeys(hooks_of(net, recurse=False) + hooks_of(net[0], recurse=False)))
     if hooked:
         return f"{name} has hooks ({', '.join(hooked)})"
     return ""

@@ -124,11 +124,12 @@ def own_forward(module: nn.Module) -> bool:
     return isinstance(module, nn.Sequential) and type(module).forward is not nn.Sequential.forward
 
 
-def hooks_of(module: nn.Module) -> list[str]:
-    """Where hooks are registered on ``module`` or its submodules (and torch's global module
-    hooks): a translation reads parameters, so it would miss what they do."""
+def hooks_of(module: nn.Module, recurse: bool = True) -> list[str]:
+    """Where hooks are registered on ``module`` (and its submodules with ``recurse``), and
+    torch's global module hooks: a translation reads parameters, so it would miss what they do."""
     kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    found = [f"{name or type(module).__name__}.{kind.strip('_')}" for name, sub in module.named_modules()
+    modules = module.named_modules() if recurse else [("", module)]
+    found = [f"{name or type(module).__name__}.{kind.strip('_')}" for name, sub in modules
              for kind in kinds if getattr(sub, kind, None)]
     globals_ = torch.nn.modules.module
     for kind in ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",

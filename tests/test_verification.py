@@ -274,3 +274,13 @@ def test_a_cuda_cnn_is_translated_and_checked_on_its_device(formulation):
     with torch.no_grad():
         truth = net(torch.as_tensor(x0, device="cuda").reshape(1, 1, 6, 6)).cpu().numpy().ravel()
     np.testing.assert_allclose(value, truth, atol=1e-10)
+
+
+@pytest.mark.parametrize("where, lifted", [("root", False), ("first", False), ("later", True)])
+def test_hooks_on_the_chain_or_its_first_layer_keep_the_gray_box_whole(where, lifted):
+    net = nn.Sequential(nn.Linear(20, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    {"root": net, "first": net[0], "later": net[2]}[where].register_forward_hook(lambda m, i, o: 2 * o)
+    x0 = np.linspace(-1, 1, 20)
+    value, e = embedded_value(net, "graybox", x0=x0)
+    assert (e.n_variables > 0) == lifted
+    np.testing.assert_allclose(value, torch_value(net, x0), atol=1e-12)
