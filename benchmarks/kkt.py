@@ -116,7 +116,7 @@ def classifier(width: int, data=None):
 
 def default_layout(formulation: str, net=None) -> str:
     """The layout nncas gives a problem by default."""
-    from nncas.embedding import _lifted_layer
+    from nncas.formulations.graybox import lifted_layer as _lifted_layer
 
     if formulation != "graybox":
         return "bounds"

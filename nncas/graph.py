@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from . import layers as L
 from .errors import InputError, UnsupportedLayerError
-from .network import Network
+from .network import BaseNetwork, Network
 
 
 @dataclass
@@ -38,15 +38,34 @@ class Node:
     constant: float = 0.0  # a sum node's c_0
     shape: tuple = ()
 
+    def total(self, values):
+        r"""A sum node's :math:`c_0 + \sum_i c_i v_i` (numpy arrays or CasADi expressions)."""
+        out = self.constant
+        for c, v in zip(self.coefficients, values):
+            out = out + c * v
+        return out
+
+    def total_interval(self, boxes):
+        r"""Bounds of :meth:`total` for :math:`v_i \in [l_i, h_i]`: :math:`c_0 + \sum_i \min/\max(c_i l_i, c_i h_i)`."""
+        lo, hi = np.full(boxes[0][0].shape, self.constant), np.full(boxes[0][0].shape, self.constant)
+        for c, (l, h) in zip(self.coefficients, boxes):
+            lo = lo + np.minimum(c * l, c * h)
+            hi = hi + np.maximum(c * l, c * h)
+        return lo, hi
+
+
+def stack_interval(boxes):
+    """Bounds of a concatenation: the inputs' bounds stacked."""
+    return np.concatenate([b[0] for b in boxes]), np.concatenate([b[1] for b in boxes])
+
 
 @dataclass
-class GraphNetwork:
+class GraphNetwork(BaseNetwork):
     """Nodes in evaluation order; the last one is the output."""
 
     nodes: list[Node]
     n_in: int
     name: str = "graph"
-    source: object = field(default=None, repr=False, compare=False)
 
     @property
     def n_out(self) -> int:
@@ -61,11 +80,8 @@ class GraphNetwork:
     def n_params(self) -> int:
         return sum(node.chain.n_params for node in self.nodes if node.kind == "chain")
 
-    def is_mlp(self) -> bool:
-        return False
-
-    def walk(self, x, chain, total, stack) -> dict:
-        """Every node's value (by name) for input ``x``: ``chain(node, value)``,
+    def values(self, x, chain, total, stack) -> dict:
+        """Every node's value (by name) for input ``x``: ``chain(network, value)``,
         ``total(values, node)`` and ``stack(values)`` say how each kind of node computes."""
         values = {}
         for node in self.nodes:
@@ -73,55 +89,40 @@ class GraphNetwork:
             if node.kind == "input":
                 values[node.name] = x
             elif node.kind == "chain":
-                values[node.name] = chain(node, args[0])
+                values[node.name] = chain(node.chain, args[0])
             elif node.kind == "sum":
                 values[node.name] = total(args, node)
             else:
                 values[node.name] = stack(args)
         return values
 
+    def walk(self, value, chain, total, stack):
+        return self.values(value, chain, total, stack)[self.nodes[-1].name]
+
     def numpy(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=float)
-        values = self.walk(x.reshape(x.shape[0], -1), lambda node, v: node.chain.numpy(v), _total,
-                           lambda vs: np.concatenate(vs, axis=0))
-        out = values[self.nodes[-1].name]
+        out = self.walk(x.reshape(x.shape[0], -1), lambda net, v: net.numpy(v), lambda vs, node: node.total(vs),
+                        lambda vs: np.concatenate(vs, axis=0))
         return out.reshape(-1) if x.ndim == 1 else out
 
     def casadi(self, x):
-        values = self.walk(x, lambda node, v: node.chain.casadi(v), _total, lambda vs: ca.vertcat(*vs))
-        return values[self.nodes[-1].name]
+        return self.walk(x, lambda net, v: net.casadi(v), lambda vs, node: node.total(vs), lambda vs: ca.vertcat(*vs))
 
     def interval(self, lo, hi) -> dict:
-        """Bounds of every node's output (by name) for inputs in ``[lo, hi]``."""
+        """Bounds of every node's output (a dict, by node name) for inputs in ``[lo, hi]``."""
 
-        def chain(node, box):
-            return node.chain.interval(*box)[-1] if node.chain.layers else box
+        def chain(net, box):
+            return net.interval(*box)[-1] if net.layers else box
 
-        def total(boxes, node):
-            lo_sum, hi_sum = np.full(boxes[0][0].shape, node.constant), np.full(boxes[0][0].shape, node.constant)
-            for c, (l, h) in zip(node.coefficients, boxes):
-                lo_sum = lo_sum + np.minimum(c * l, c * h)
-                hi_sum = hi_sum + np.maximum(c * l, c * h)
-            return lo_sum, hi_sum
-
-        def stack(boxes):
-            return np.concatenate([b[0] for b in boxes]), np.concatenate([b[1] for b in boxes])
-
-        return self.walk((np.asarray(lo, float), np.asarray(hi, float)), chain, total, stack)
+        return self.values((np.asarray(lo, float), np.asarray(hi, float)), chain,
+                           lambda boxes, node: node.total_interval(boxes), stack_interval)
 
     def __str__(self):
-        lines = [f"{self.name}: {self.n_in} -> {self.n_out}, {self.n_params:,} parameters, graph of {len(self.nodes)} nodes"]
+        lines = [f"{super().__str__()}, graph of {len(self.nodes)} nodes"]
         for node in self.nodes:
             what = (", ".join(type(l).__name__ for l in node.chain.layers) if node.kind == "chain" else node.kind)
             lines.append(f"  {node.name:<16} {what:<40} <- {', '.join(node.inputs)}")
         return "\n".join(lines)
-
-
-def _total(values, node):
-    out = node.constant
-    for c, v in zip(node.coefficients, values):
-        out = out + c * v
-    return out
 
 
 #: torch functions and methods that are elementwise activations, as nncas layers
@@ -183,7 +184,7 @@ def from_fx(module: torch.nn.Module, shape: tuple, translate, name: str) -> Grap
                 chain(node, result.name, [], shapes[result.name])
         else:
             refuse(node, "uses module attributes directly (get_attr); wrap them in modules")
-    return GraphNetwork(nodes, math.prod(shape), name=name, source=module)
+    return GraphNetwork(nodes, math.prod(shape), name=name)
 
 
 def _in_place(node, traced) -> bool:

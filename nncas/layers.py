@@ -49,8 +49,9 @@ class Layer:
 
     n_in: int
     n_out: int
-    #: elementwise layers map each coordinate through the same scalar function
-    elementwise: bool = False
+    #: True when second derivatives vanish almost everywhere (IPOPT sees no curvature from the
+    #: layer where it is an expression: the reduced space and the gray box warn)
+    piecewise_linear: bool = False
 
     def apply(self, z, ops):
         raise NotImplementedError
@@ -168,13 +169,10 @@ class Activation(Layer):
 class Elementwise(Activation):
     """A scalar activation applied to every coordinate."""
 
-    elementwise = True
     #: True when the scalar function is nondecreasing (bounds map endpoints to endpoints)
     monotone: bool = True
     #: (argmin, min value) of a non-monotone, quasi-convex activation
     minimum: tuple[float, float] | None = None
-    #: True when second derivatives vanish almost everywhere (piecewise linear)
-    piecewise_linear: bool = False
 
     def interval(self, lo, hi):
         a, b = self.numpy(lo), self.numpy(hi)
@@ -279,7 +277,7 @@ class LeakyReLU(Elementwise):
 class MaxPool(Layer):
     r""":math:`y_j = \max_{i \in W_j} z_i` over index windows: row j of ``windows`` lists W_j's
     entries of z (-1 marks padding, which never wins). Piecewise linear: the full space embeds it
-    by complementarity (:mod:`nncas.full_space`), the reduced space as CasADi's ``mmax``."""
+    by complementarity (:mod:`nncas.formulations.full`), the reduced space as CasADi's ``mmax``."""
 
     windows: np.ndarray
     inputs: int

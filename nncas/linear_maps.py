@@ -51,10 +51,10 @@ def affine_map(module: nn.Module, shape: Shape) -> tuple[list, Shape]:
             unit = torch.zeros(count, n, dtype=torch.float64)
             unit[torch.arange(count), start + torch.arange(count)] = 1.0
             response = probe(unit.reshape(count, *shape)).reshape(count, -1) - offset
-            columns.append(scipy.sparse.csr_matrix(response.numpy()))
+            columns.append(scipy.sparse.csr_matrix(to_numpy(response)))
     weight = scipy.sparse.vstack(columns).T.tocsr()
     parameters = sum(p.numel() for p in module.parameters())
-    return [L.Affine(weight, offset.numpy(), parameters=parameters)], out_shape
+    return [L.Affine(weight, to_numpy(offset), parameters=parameters)], out_shape
 
 
 def max_pool(module: nn.Module, shape: Shape) -> tuple[list, Shape]:
@@ -82,7 +82,7 @@ def max_pool(module: nn.Module, shape: Shape) -> tuple[list, Shape]:
     out_shape = tuple(probe.shape[1:])
     if windows.shape[0] != math.prod(out_shape):
         raise UnsupportedLayerError(f"{module}: its windows do not match its output {out_shape}.")
-    return [L.MaxPool(windows.round().to(torch.int64).numpy(), n)], out_shape
+    return [L.MaxPool(np.rint(to_numpy(windows)), n)], out_shape
 
 
 def layer_norm(module: nn.LayerNorm, shape: Shape) -> tuple[list, Shape]:

@@ -1,7 +1,14 @@
-"""A network as an ordered list of framework-neutral layers."""
+"""Networks of framework-neutral layers: the interface every formulation reads, and the chain.
+
+:class:`BaseNetwork` is what a formulation needs of a translated network, whether a chain of
+layers (:class:`Network`) or a graph of chains (:class:`nncas.graph.GraphNetwork`): its sizes,
+its layers, a forward pass in numpy and CasADi, interval bounds, and :meth:`BaseNetwork.walk`,
+which evaluates the chains in order and combines their values the way the network does.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -9,8 +16,53 @@ from .errors import InputError
 from .layers import Affine, Elementwise, Layer, Scale, Softmax
 
 
+class BaseNetwork(ABC):
+    """A translated network ``y = net(x)`` on columns: ``n_in`` inputs, a ``name``, and
+    ``layers``, every layer in evaluation order."""
+
+    n_in: int
+    name: str
+    layers: list[Layer]
+
+    @property
+    @abstractmethod
+    def n_out(self) -> int:
+        """Outputs of the network."""
+
+    @property
+    @abstractmethod
+    def n_params(self) -> int:
+        """Trained weights and biases."""
+
+    @abstractmethod
+    def numpy(self, x: np.ndarray) -> np.ndarray:
+        """Forward pass in float64 on a vector (n_in,) or a matrix (n_in, batch)."""
+
+    @abstractmethod
+    def casadi(self, x):
+        """One nested CasADi expression of the whole network (the reduced space)."""
+
+    @abstractmethod
+    def interval(self, lo, hi):
+        """Interval bounds of the intermediate values for inputs in ``[lo, hi]``."""
+
+    @abstractmethod
+    def walk(self, value, chain, total, stack):
+        r"""The output for ``value`` at the input, computed chain by chain: ``chain(network, value)``
+        for a chain of layers (a :class:`Network`), ``total(values, node)`` for
+        :math:`c_0 + \sum_i c_i v_i` (:meth:`nncas.graph.Node.total`) and ``stack(values)`` for
+        a concatenation."""
+
+    def is_mlp(self) -> bool:
+        """Affine layers and elementwise activations only, with an optional (log-)softmax head."""
+        return False
+
+    def __str__(self):
+        return f"{self.name}: {self.n_in} -> {self.n_out}, {self.n_params:,} parameters"
+
+
 @dataclass
-class Network:
+class Network(BaseNetwork):
     """Layers applied in order to a column vector of ``n_in`` inputs.
 
     Sizes of activations are resolved from the layer before them, so every layer of
@@ -20,7 +72,6 @@ class Network:
     layers: list[Layer]
     n_in: int
     name: str = "net"
-    source: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         size, sized = self.n_in, []
@@ -46,32 +97,33 @@ class Network:
         return sum(l.n_params for l in self.layers if isinstance(l, Affine))
 
     def numpy(self, x: np.ndarray) -> np.ndarray:
-        """Forward pass in float64 on a vector (n_in,) or a matrix (n_in, batch)."""
         for layer in self.layers:
             x = layer.numpy(x)
         return x
 
     def casadi(self, x):
-        """One nested CasADi expression of the whole network (reduced space)."""
         for layer in self.layers:
             x = layer.casadi(x)
         return x
 
-    def interval(self, lo, hi):
-        """Interval bounds of every layer's output for inputs in ``[lo, hi]``."""
+    def interval(self, lo, hi) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Interval bounds of every layer's output (a list, by layer) for inputs in ``[lo, hi]``."""
         bounds = []
         for layer in self.layers:
             lo, hi = layer.interval(lo, hi)
             bounds.append((lo, hi))
         return bounds
 
+    def walk(self, value, chain, total, stack):
+        """A chain is one chain: ``chain(self, value)``."""
+        return chain(self, value)
+
     def is_mlp(self) -> bool:
-        """Affine layers and elementwise activations only, with an optional (log-)softmax head."""
         body = self.layers[:-1] if self.layers and isinstance(self.layers[-1], Softmax) else self.layers
         return all(isinstance(l, (Affine, Scale, Elementwise)) for l in body)
 
     def __str__(self):
-        lines = [f"{self.name}: {self.n_in} -> {self.n_out}, {self.n_params:,} parameters"]
+        lines = [super().__str__()]
         for i, layer in enumerate(self.layers):
             lines.append(f"  [{i}] {type(layer).__name__:<11} {layer.n_in:>6} -> {layer.n_out:<6}")
         return "\n".join(lines)

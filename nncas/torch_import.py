@@ -118,6 +118,22 @@ BUILTIN_TRANSLATIONS: dict[type, Translation] = {
 }
 
 
+#: the nncas layer type a torch module type stands for: what a gray box, which runs the module
+#: untranslated, knows of its traits (:attr:`nncas.layers.Layer.piecewise_linear`)
+LAYER_TYPES: dict[type, type] = {
+    nn.Linear: L.Affine, nn.Tanh: L.Tanh, nn.Sigmoid: L.Sigmoid, nn.Softplus: L.Softplus, nn.SiLU: L.SiLU,
+    nn.GELU: L.GELU, nn.ELU: L.ELU, nn.ReLU: L.ReLU, nn.LeakyReLU: L.LeakyReLU, nn.Softmax: L.Softmax,
+    nn.LogSoftmax: L.LogSoftmax, nn.MaxPool1d: L.MaxPool, nn.MaxPool2d: L.MaxPool, nn.LayerNorm: L.LayerNorm,
+    nn.BatchNorm1d: L.Scale, nn.BatchNorm2d: L.Scale, nn.BatchNorm3d: L.Scale, AffineScaling: L.Scale,
+}
+
+
+def piecewise_linear(module: nn.Module) -> bool:
+    """Whether ``module``'s own computation is piecewise linear (the trait of its layer type)."""
+    layer = next((LAYER_TYPES[kind] for kind in type(module).__mro__ if kind in LAYER_TYPES), None)
+    return layer is not None and layer.piecewise_linear
+
+
 def own_forward(module: nn.Module) -> bool:
     """Whether ``module`` is an ``nn.Sequential`` whose class replaces Sequential's ``forward``
     (it then computes something else than the chain of its children)."""
@@ -225,7 +241,7 @@ def from_torch(module: nn.Module, n_in: int | None = None, name: str | None = No
     n_in = math.prod(shape) if shape is not None else _first_size(layers)
     if n_in is None:
         raise InputError(f"cannot infer the input size of {type(module).__name__}; pass n_in.")
-    return Network(layers, n_in, name=name or type(module).__name__, source=module)
+    return Network(layers, n_in, name=name or type(module).__name__)
 
 
 def _is_graph(module: nn.Module, table: dict) -> bool:

@@ -143,24 +143,24 @@ class _Pieces:
 
 
 def verify(form, net: torch.nn.Module, x0: np.ndarray, box, input_shape, tolerance_dtype: torch.dtype,
-           formulation: str, seed: int = 0) -> Verification:
+           seed: int = 0) -> Verification:
     """Check ``form`` (its rows before the input box's) against ``net``; raise
     :class:`VerificationError` naming the largest difference, or :class:`Unverifiable`."""
     start = time.perf_counter()
     reference = TorchReference(net, input_shape)
     pieces = _Pieces(form)
     try:
-        return _verify(form, reference, pieces, x0, box, tolerance_dtype, formulation, seed, start)
+        return _verify(form, reference, pieces, x0, box, tolerance_dtype, seed, start)
     except RuntimeError as err:  # the module or its derivatives fail where the solver will call them
         raise VerificationError(
-            f"the {formulation} embedding of {form.model_name} fails when evaluated at x0 or near it: "
+            f"the {form.kind} embedding of {form.model_name} fails when evaluated at x0 or near it: "
             f"{str(err).strip().splitlines()[-1]}. nncas embeds modules whose output and torch.autograd "
             "derivatives can be evaluated in float64 on their own (no .numpy(), no data-dependent Python).") from err
 
 
-def _verify(form, reference, pieces, x0, box, tolerance_dtype, formulation, seed, start) -> Verification:
+def _verify(form, reference, pieces, x0, box, tolerance_dtype, seed, start) -> Verification:
     eps = max(torch.finfo(reference.dtype).eps, torch.finfo(tolerance_dtype).eps)
-    check = _Checker(form, formulation, 4 * np.sqrt(eps))
+    check = _Checker(form, 4 * np.sqrt(eps))
     n, K = x0.shape
     extra = _box_points(x0, box, max(EXTRA_POINTS, 2 if K > 1 else 0), seed)
     if K > 1:
@@ -198,8 +198,8 @@ def _verify(form, reference, pieces, x0, box, tolerance_dtype, formulation, seed
 class _Checker:
     """Comparisons with one tolerance and one way of saying what differs."""
 
-    def __init__(self, form, formulation: str, tolerance: float):
-        self.form, self.formulation, self.tolerance = form, formulation, tolerance
+    def __init__(self, form, tolerance: float):
+        self.form, self.formulation, self.tolerance = form, form.kind, tolerance
         self.worst_value = 0.0
 
     def _refuse(self, what: str, error: float, where: str, hint: str):

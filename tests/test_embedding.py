@@ -148,5 +148,5 @@ def test_graybox_input_is_checked(net, options, match):
 
 
 def test_graybox_input_applies_to_the_graybox_only():
-    with pytest.raises(nncas.InputError, match=r"graybox_input='lifted' apply to formulation='graybox' only"):
+    with pytest.raises(nncas.InputError, match=r"graybox_input='lifted' applies to formulation='graybox' only"):
         nncas.embed(zoo.mlp([4, 3, 2]), ca.MX.sym("x", 4), formulation="reduced", graybox_input="lifted")

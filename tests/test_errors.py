@@ -142,7 +142,7 @@ def test_the_exception_hierarchy():
     (nn.Sequential(nn.Linear(4, 2)), dict(formulation="graybox", bogus=1), nncas.InputTypeError,
      r"unexpected options \['bogus'\]"),
     (nn.Sequential(nn.Linear(4, 2)), dict(formulation="full", device="cuda"), nncas.InputError,
-     "apply to formulation='graybox' only"),
+     "device='cuda' applies to formulation='graybox' only"),
     (nn.Sequential(nn.Linear(4, 0)), {}, nncas.InputError, "no outputs"),
     (nn.Sequential(nn.Linear(4, 2)), dict(x0="ab"), nncas.InputError, "x0 must be numbers"),
 ])

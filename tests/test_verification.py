@@ -245,7 +245,7 @@ def test_a_graph_network_from_from_torch_embeds():
     ({"input_bounds": (np.inf, np.inf)}, "lower bound of \\+inf"),
     ({"input_bounds": ("a", "b")}, "give numbers"),
     ({"input_shape": (1.5, 2)}, "whole numbers"),
-    ({"graybox_output": "variables"}, "graybox_output='variables' apply to formulation='graybox' only"),
+    ({"graybox_output": "variables"}, "graybox_output='variables' applies to formulation='graybox' only"),
 ])
 def test_bad_embed_arguments_name_themselves(options, match):
     x = ca.MX.sym("x", 3)
