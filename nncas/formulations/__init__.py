@@ -61,7 +61,7 @@ def resolve(formulation="full", **options) -> Formulation:
         return GrayBox(**own, **rest)
     if rest:
         oracle = [k for k in sorted(rest) if k in ORACLE_OPTIONS]
-        hint = f"; {', '.join(oracle)} apply to formulation='graybox' only" if oracle else ""
+        hint = f"; the gray box's oracle takes {', '.join(oracle)} (formulation='graybox')" if oracle else ""
         raise InputTypeError(f"unexpected options {sorted(rest)} for formulation={formulation!r}{hint}.")
     return chosen(**own)
 
