@@ -19,14 +19,14 @@ import weakref
 from dataclasses import asdict, dataclass
 
 import casadi as ca
-import numpy as np
 
-from . import kkt
-from .derivatives import UPPER_TRIANGLE_PLUGINS, call_nodes, derivative_functions, inlined
 from .errors import InputError, InputTypeError, StaleProblemError
-from .oracles.callback import BufferCallback
 from .interrupts import INTERRUPTED_STATUS, raise_if_interrupted
-from .threads import casadi_blas_threads_set
+from .kkt.plan import check_plugin, plan
+from .nlp import checked_nlp, opti_nlp
+from .opti_state import opti_state
+from .oracles.callback import BufferCallback
+from .threads import casadi_blas_threads_set, check_thread_count
 
 
 def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
@@ -39,22 +39,21 @@ def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
     ``kkt_solver``: IPOPT's linear solver, "auto" (dense KKT matrices get nncas's dense
     LDL^T), "dense" or "ipopt" (IPOPT's own options); see :mod:`nncas.kkt`.
     """
-    x, p, f, g = _checked_nlp(nlp)
-    _check_plugin(plugin, options)
-    functions = _derivatives(x, p, f, g, plugin, options or {})
-    user_cache = (options or {}).get("cache", {})
-    shape = kkt.nlp_shape({**(functions or derivative_functions(x, p, f, g)), **user_cache}, options)
-    options, linear_solver = _with_kkt_solver(options, plugin, kkt_solver, shape)
-    solver_function = _Solver(ca.nlpsol(name, plugin, nlp, _with_functions(options, _offered(functions, options))))
-    solver_function._nncas_linear_solver = linear_solver
-    return solver_function
+    planned = plan(*checked_nlp(nlp), plugin, options, kkt_solver)
+    return _Solver(ca.nlpsol(name, plugin, nlp, planned.options), planned.linear_solver)
 
 
 class _Solver(ca.Function):
     """The solver Function :func:`nlpsol` returns: a solve stopped by Ctrl-C raises
     KeyboardInterrupt (:mod:`nncas.interrupts`); ``save``, ``serialize`` and pickling refuse a
     solver that holds a Python callback (a gray box), which ``casadi.Function.load`` cannot
-    restore."""
+    restore. ``linear_solver``: what factorizes IPOPT's KKT matrix (:attr:`ProblemStats.linear_solver`)."""
+
+    linear_solver: str
+
+    def __init__(self, function: ca.Function, linear_solver: str = ""):
+        super().__init__(function)
+        self.linear_solver = linear_solver
 
     def _check_serializable(self) -> None:
         held = sorted({f.name() for f in self.find_functions() if f.class_name() == "CallbackInternal"})
@@ -86,105 +85,6 @@ class _Solver(ca.Function):
         return super().__getstate__()
 
 
-def _checked_nlp(nlp) -> tuple:
-    """(x, p, f, g) of an nlp dict as ``casadi.nlpsol`` reads it, checked: one symbolic type
-    (MX or SX) throughout, x and p purely symbolic, f scalar (empty: 0), g a dense vector."""
-    if not isinstance(nlp, dict) or "x" not in nlp:
-        raise InputTypeError(f"nlp must be a dict with at least 'x' (and 'f', 'g', 'p'), got {nlp!r:.80}.")
-    unknown = sorted(set(nlp) - {"x", "p", "f", "g"})
-    if unknown:
-        raise InputError(f"nlp has keys {unknown}; casadi.nlpsol takes 'x', 'p', 'f' and 'g'.")
-    x = nlp["x"]
-    if not isinstance(x, (ca.MX, ca.SX)):
-        raise InputTypeError(f"nlp['x'] must be a casadi.MX or casadi.SX column, got {type(x).__name__}.")
-    kind = type(x)
-    parts = {"p": nlp.get("p", kind(0, 1)), "f": nlp.get("f", kind(0)), "g": nlp.get("g", kind(0, 1))}
-    for key, value in parts.items():
-        if isinstance(value, (int, float, np.number, np.ndarray, ca.DM)):
-            parts[key] = kind(ca.DM(value))
-        elif not isinstance(value, kind):
-            raise InputTypeError(f"nlp[{key!r}] is {type(value).__name__} but nlp['x'] is {kind.__name__}; "
-                                 "use one symbolic type throughout.")
-    for key, value in (("x", x), ("p", parts["p"])):
-        if not value.is_valid_input():
-            raise InputError(f"nlp[{key!r}] must be purely symbolic (symbols, or a vertcat of distinct "
-                             f"symbols), as casadi.nlpsol requires; got an expression of them. Make nlp[{key!r}] "
-                             "the symbols and move the expression into 'f' and 'g'.")
-    for key in ("x", "g"):
-        value = x if key == "x" else parts["g"]
-        if not value.is_empty() and (not value.is_vector() or not value.is_dense()):
-            raise InputError(f"nlp[{key!r}] must be a dense vector, got {value.size1()}x{value.size2()} "
-                             f"with {value.nnz()} nonzeros.")
-    f = parts["f"]
-    if f.is_empty():  # casadi.nlpsol's empty objective: f = 0
-        f = kind(0)
-    elif not f.is_scalar():
-        raise InputError(f"nlp['f'] must be a scalar objective, got {f.size1()}x{f.size2()}; sum its "
-                         "entries (casadi.sum1, casadi.sumsqr) or move them into 'g'.")
-    elif not f.is_dense():
-        raise InputError("nlp['f'] is a structural zero (1x1 with no nonzero), which casadi.nlpsol refuses; "
-                         "use 0 or leave 'f' out.")
-    g = parts["g"] if not parts["g"].is_empty() else kind(0, 1)
-    return x, parts["p"], f, g
-
-
-def _derivatives(x, p, f, g, plugin: str, options: dict) -> dict | None:
-    """The derivative functions of the NLP as ``casadi.nlpsol`` differentiates it with these
-    options, or None where nncas cannot build them so (CasADi builds its own then).
-
-    With ``expand`` (and not ``postpone_expand``) CasADi expands an MX problem before
-    differentiating it, so a called Function's own derivatives (``custom_jacobian``...) give way
-    to those of its expression: the same happens here, in SX, or in MX with every MX Function
-    call inlined when the problem holds gray boxes.
-    """
-    upper = plugin in UPPER_TRIANGLE_PLUGINS
-    if not (options.get("expand") and not options.get("postpone_expand")) or not isinstance(x, ca.MX):
-        return derivative_functions(x, p, f, g, upper=upper)
-    expanded = ca.Function("nlp", [x, p], [f, g]).expand()
-    if not any(expanded.instruction_id(k) == ca.OP_CALL for k in range(expanded.n_instructions())):
-        xs, ps = ca.SX.sym("x", x.sparsity()), ca.SX.sym("p", p.sparsity())
-        return derivative_functions(xs, ps, *expanded(xs, ps), upper=upper)
-    f, g = inlined([f, g])
-    if any(node.which_function().class_name() == "SXFunction" for node in call_nodes([f, g])):
-        return None  # an SX Function beside gray boxes: only CasADi's expansion reproduces it
-    return derivative_functions(x, p, f, g, upper=upper)
-
-
-def _offered(functions: dict | None, options: dict | None) -> dict:
-    """The derivative functions handed to the plugin's cache: none of those the user's own
-    ``cache`` entries replace, nor of those ``common_options`` or ``specific_options``
-    configure (CasADi builds these itself, with the options)."""
-    options = options or {}
-    if functions is None or options.get("common_options"):
-        return {}
-    specific = options.get("specific_options")
-    configured = set(specific) if isinstance(specific, dict) else set()
-    return {k: v for k, v in functions.items() if k not in options.get("cache", {}) and k not in configured}
-
-
-def _check_plugin(plugin, options) -> None:
-    if not isinstance(plugin, str) or not ca.has_nlpsol(plugin):
-        raise InputError(f"plugin={plugin!r} is not an NLP solver of this CasADi; e.g. 'ipopt' or 'sqpmethod'.")
-    if options is not None and not isinstance(options, dict):
-        raise InputTypeError(f"options must be a dict of solver options, got {type(options).__name__}.")
-    if options is not None and not isinstance(options.get("cache", {}), dict):
-        raise InputTypeError("options['cache'] must be a dict of CasADi Functions.")
-
-
-def _with_kkt_solver(options: dict | None, plugin: str, kkt_solver: str,
-                     shape: kkt.KktShape) -> tuple[dict, str]:
-    """``options`` with the KKT solver's IPOPT options, and the name of that solver."""
-    solver = kkt.choose(kkt_solver, plugin, options, shape)
-    return kkt.with_kkt_solver(options, solver), kkt.solver_name(plugin, options, solver)
-
-
-def _with_functions(options: dict | None, functions: dict) -> dict:
-    """``options`` with ``functions`` added to its cache (the user's entries kept)."""
-    options = dict(options or {})
-    options["cache"] = {**functions, **options.get("cache", {})}
-    return options
-
-
 def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
            plugin_options: dict | None = None, blas_threads: int | None = None, *,
            kkt_solver: str = "auto") -> float:
@@ -206,55 +106,27 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
     if not isinstance(opti, ca.Opti):
         raise InputTypeError(f"nncas.solver needs a casadi.Opti, got {type(opti).__name__}; for an nlp dict "
                              "use nncas.nlpsol.")
-    _check_plugin(plugin, options)
+    check_plugin(plugin, options)
     if plugin_options is not None and not isinstance(plugin_options, dict):
         raise InputTypeError(f"plugin_options must be a dict, got {type(plugin_options).__name__}.")
     if blas_threads is not None:
-        if isinstance(blas_threads, bool) or not isinstance(blas_threads, int):
-            raise InputTypeError(f"blas_threads must be a whole number or None, got {blas_threads!r}.")
-        if blas_threads < 1:
-            raise InputError(f"blas_threads must be at least 1, got {blas_threads}.")
+        check_thread_count(blas_threads, "blas_threads")
     start = time.perf_counter()
-    x, p, f, g = _opti_nlp(opti)
+    x, p, f, g = opti_nlp(opti)
     if x.numel() == 0 or (f.is_zero() and g.numel() == 0):
         raise InputError("the Opti has no variables, objective or constraints yet; build the problem first.")
-    opts = {"record_time": True, **(options or {})}
-    functions = _derivatives(x, p, f, g, plugin, opts)
-    offered = _offered(functions, opts)
-    guard, checks = _ProblemGuard(opti), {}
-    # one guarded function among those each kind of plugin evaluates at every iteration
-    for candidates in (("nlp_grad_f", "nlp_jac_g", "nlp_hess_l"), ("nlp_jac_fg", "nlp_hess_l")):
-        name = next((n for n in candidates if n in offered), None)
-        if name is not None and name not in checks:
-            offered[name], checks[name] = _guarded(functions[name], guard, x)
-    # CasADi holds no reference to a Python callback: the Opti keeps its guards
-    opti._nncas_guards = list(checks.values())
+    guard = _ProblemGuard(opti)
+    planned = plan(x, p, f, g, plugin, {"record_time": True, **(options or {})}, kkt_solver, decide_bounds=True,
+                   wrap=lambda function: _guarded(function, guard, x))
+    state = opti_state(opti)
+    state.guards, state.linear_solver = list(planned.keep), planned.linear_solver  # CasADi keeps no callback
     for method in ("solve", "solve_limited"):
         setattr(opti, method, _reporting_stale(getattr(ca.Opti, method), guard, blas_threads))
-    described = {**(functions or derivative_functions(x, p, f, g)), **opts.get("cache", {})}
-    shape = kkt.nlp_shape(described, {"detect_simple_bounds": opts.get("detect_simple_bounds", True)})
-    if "detect_simple_bounds" not in opts:
-        opts["detect_simple_bounds"] = kkt.bounds_as_bounds(shape)
-        if not opts["detect_simple_bounds"]:
-            shape = kkt.nlp_shape(described, opts)
-    opts, opti._nncas_linear_solver = _with_kkt_solver(opts, plugin, kkt_solver, shape)
-    opts = _with_functions(opts, offered)
     if plugin_options is not None:
-        opti.solver(plugin, opts, plugin_options)
+        opti.solver(plugin, planned.options, plugin_options)
     else:
-        opti.solver(plugin, opts)
+        opti.solver(plugin, planned.options)
     return time.perf_counter() - start
-
-
-def _opti_nlp(opti: ca.Opti):
-    """(x, p, f, g) exactly as the Opti hands them to nlpsol (with its linear scalings)."""
-    x, p, f, g = opti.x, opti.p, opti.f, opti.g
-    scale, offset = opti.x_linear_scale, opti.x_linear_scale_offset
-    f_scale, g_scale = float(opti.f_linear_scale), opti.g_linear_scale
-    if np.any(np.asarray(scale) != 1) or np.any(np.asarray(offset) != 0):
-        unscaled = ca.Function("nncas_unscaled", [x, p], [f, g])
-        f, g = unscaled.call([x * scale + offset, p], True, False)
-    return x, p, f / f_scale if f_scale != 1 else f, g / g_scale if np.any(np.asarray(g_scale) != 1) else g
 
 
 class _ProblemGuard:
@@ -380,10 +252,12 @@ def problem_stats(problem, result=None) -> ProblemStats:
         except RuntimeError as err:
             raise InputError("problem_stats(opti): the Opti has not been solved yet; call opti.solve() "
                              "first.") from err
+        linear_solver = opti_state(problem).linear_solver
     elif isinstance(problem, ca.Function):
         if not isinstance(result, dict) or "f" not in result:
             raise InputTypeError("problem_stats(S, result): pass the result of calling the solver S.")
         nlp, stats, objective = problem, problem.stats(), float(result["f"])
+        linear_solver = problem.linear_solver if isinstance(problem, _Solver) else ""
     else:
         raise InputTypeError(f"problem_stats takes an Opti or a solver Function, got {type(problem).__name__}.")
     wall = {k[len("t_wall_"):]: v for k, v in stats.items() if k.startswith("t_wall_")}
@@ -399,7 +273,7 @@ def problem_stats(problem, result=None) -> ProblemStats:
         n_constraints=nlp.size1_in(nlp.index_in("lbg")) - int(sum(stats.get("detect_simple_bounds_is_simple", []))),
         jac_nnz=_nnz(nlp, ("nlp_jac_g", 1), ("nlp_jac_fg", 3)),
         hess_nnz=_nnz(nlp, ("nlp_hess_l", 0)),
-        linear_solver=getattr(problem, "_nncas_linear_solver", ""),
+        linear_solver=linear_solver,
         total_s=total,
         function_s=callbacks["nlp_f"] + callbacks["nlp_g"] + callbacks["nlp_fg"],
         gradient_s=callbacks["nlp_grad_f"],

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import casadi as ca
 
-from .errors import InputError
+from .errors import InputError, InputTypeError
 
 
 def _casadi_openblas() -> ctypes.CDLL | None:
@@ -31,10 +31,18 @@ def _casadi_openblas() -> ctypes.CDLL | None:
     return None
 
 
-def set_casadi_blas_threads(count: int) -> bool:
-    """Use ``count`` threads in CasADi's OpenBLAS; False when this CasADi has none to set."""
+def check_thread_count(count, name: str = "a thread count") -> None:
+    """Refuses a ``count`` (the argument ``name``) that is no whole number of at least 1."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise InputTypeError(f"{name} must be a whole number or None, got {count!r}.")
     if count < 1:
-        raise InputError(f"a thread count must be at least 1, got {count}.")
+        raise InputError(f"{name} must be at least 1, got {count}.")
+
+
+def set_casadi_blas_threads(count: int) -> bool:
+    """Use ``count`` threads in CasADi's OpenBLAS from now on, process-wide; False when this
+    CasADi has none to set. Around one solve, use :func:`casadi_blas_threads_set`."""
+    check_thread_count(count)
     library = _casadi_openblas()
     if library is None:
         return False
@@ -53,16 +61,16 @@ def casadi_blas_threads() -> int | None:
 @contextmanager
 def casadi_blas_threads_set(count: int | None):
     """``with casadi_blas_threads_set(1): ...`` runs the block with ``count`` threads in CasADi's
-    OpenBLAS and restores the count it found; None leaves it alone."""
-    if count is None:
+    OpenBLAS and restores the count it found; None leaves it alone, and so does a CasADi whose
+    count cannot be read back (it could not be restored)."""
+    if count is not None:
+        check_thread_count(count)
+    before = None if count is None else casadi_blas_threads()
+    if before is None:
         yield
         return
-    if isinstance(count, bool) or not isinstance(count, int):
-        raise InputError(f"a thread count must be a whole number, got {count!r}.")
-    before = casadi_blas_threads()
     set_casadi_blas_threads(count)
     try:
         yield
     finally:
-        if before is not None:
-            set_casadi_blas_threads(before)
+        set_casadi_blas_threads(before)

@@ -340,14 +340,14 @@ def test_opti_route_reaches_the_same_optimum(net, case):
 def test_opti_bounds_reach_ipopt_as_bounds_only_for_dense_kkt_matrices(net, formulation, expected):
     """nncas.solver's default detect_simple_bounds: bounds where the KKT matrix is dense."""
     from nncas.derivatives import derivative_functions
-    from nncas.solve import _opti_nlp
+    from nncas.nlp import opti_nlp
     opti = ca.Opti()
     x = opti.variable(16)
     y, _ = nncas.add_predictor(opti, net, x, formulation=formulation)
     opti.subject_to(opti.bounded(0, x, 1))
     opti.subject_to(y[2] >= 0.5)
     opti.minimize(ca.sumsqr(x))
-    functions = derivative_functions(*_opti_nlp(opti))
+    functions = derivative_functions(*opti_nlp(opti))
     assert kkt.bounds_as_bounds(kkt.nlp_shape(functions, {"detect_simple_bounds": True})) is expected
 
 
@@ -364,24 +364,54 @@ def test_box_rows_count_only_without_detect_simple_bounds(net):
 
 def test_user_linear_solver_options_win():
     dense = kkt.KktShape(rows=10, nonzeros=55)
-    assert dense.dense and kkt.choose("auto", "ipopt", {}, dense) == "dense"
-    assert kkt.choose("auto", "ipopt", {"ipopt.linear_solver": "mumps"}, dense) == "ipopt"
-    assert kkt.choose("auto", "ipopt", {"ipopt": {"hsllib": "libhsl.so"}}, dense) == "ipopt"
-    assert kkt.choose("auto", "sqpmethod", {}, dense) == "ipopt"
-    assert kkt.choose("ipopt", "ipopt", {}, dense) == "ipopt"
-    nested = kkt.with_kkt_solver({"ipopt": {"tol": 1e-9}}, "dense")
+    assert dense.dense and kkt.solver_for_shape("auto", "ipopt", {}, dense) == "dense"
+    assert kkt.solver_for_shape("auto", "ipopt", {"ipopt.linear_solver": "mumps"}, dense) == "ipopt"
+    assert kkt.solver_for_shape("auto", "ipopt", {"ipopt": {"hsllib": "libhsl.so"}}, dense) == "ipopt"
+    assert kkt.solver_for_shape("auto", "sqpmethod", {}, dense) == "ipopt"
+    assert kkt.solver_for_shape("ipopt", "ipopt", {}, dense) == "ipopt"
+    assert kkt.solver_for_shape("auto", "ipopt", {}, kkt.KktShape(rows=10, nonzeros=10)) == "ipopt"  # sparse
+
+
+def test_the_solver_table_adds_options_and_names():
+    dense, own = kkt.SOLVERS["dense"], kkt.SOLVERS["ipopt"]
+    nested = dense.with_options({"ipopt": {"tol": 1e-9}})
     assert nested["ipopt"]["tol"] == 1e-9 and nested["ipopt"]["linear_solver"] == "ma27"
-    assert kkt.with_kkt_solver({"print_time": False}, "dense")["ipopt.hsllib"] == str(kkt.dense_library())
+    flat = dense.with_options({"print_time": False, "ipopt.linear_system_scaling": "slack-based"})
+    assert flat["ipopt.hsllib"] == str(kkt.dense_library()) and flat["ipopt.linear_system_scaling"] == "slack-based"
+    assert own.with_options({"ipopt.tol": 1e-9}) == {"ipopt.tol": 1e-9}
+    assert dense.name("ipopt", {}) == "dense LDLT (nncas)"
+    assert own.name("ipopt", {}) == "mumps" and own.name("ipopt", {"ipopt": {"linear_solver": "ma57"}}) == "ma57"
+    assert own.name("sqpmethod", {}) == ""
 
 
 @pytest.mark.parametrize("kkt_solver,plugin,options,match", [
     ("fast", "ipopt", {}, "kkt_solver='fast'"),
     ("dense", "sqpmethod", {}, "plugin 'ipopt'"),
     ("dense", "ipopt", {"ipopt.linear_solver": "ma57"}, "linear_solver"),
+    ("dense", "ipopt", {"ipopt.linear_system_scaling": "mc19"}, "kkt_solver='dense'.*MC19 is HSL's"),
+    ("auto", "ipopt", {"ipopt": {"linear_system_scaling": "mc19"}}, "kkt_solver='auto'.*MC19 is HSL's"),
 ])
 def test_bad_choices_are_refused(kkt_solver, plugin, options, match):
     with pytest.raises(nncas.InputError, match=match):
-        kkt.choose(kkt_solver, plugin, options, kkt.KktShape(rows=10, nonzeros=55))
+        kkt.solver_for_shape(kkt_solver, plugin, options, kkt.KktShape(rows=10, nonzeros=55))
+
+
+def test_choice_is_the_plan_nlpsol_follows():
+    """kkt.choice reads the nlp as nlpsol does: a user's cache entry for the Hessian shapes the
+    KKT matrix (a zero Hessian leaves it sparse), and the plan's options are what nlpsol gets."""
+    x = ca.MX.sym("x", 30)
+    nlp = {"x": x, "f": ca.sumsqr(x) + ca.sum1(x) ** 4, "g": x[:5] * x[5:10]}
+    assert kkt.choice(nlp) == "dense"
+    diagonal = ca.Function("nlp_hess_l", [x, ca.MX(0, 1), ca.MX.sym("lam_f"), ca.MX.sym("lam_g")],
+                           [ca.MX(ca.Sparsity.diag(30), 1)])
+    assert kkt.choice(nlp, options={"cache": {"nlp_hess_l": diagonal}}) == "ipopt"
+    planned = kkt.plan(x, ca.MX(0, 1), nlp["f"], nlp["g"], "ipopt", {"ipopt.tol": 1e-9})
+    assert planned.kkt_solver == "dense" and planned.linear_solver == "dense LDLT (nncas)"
+    assert planned.options["ipopt.linear_solver"] == "ma27" and planned.options["ipopt.tol"] == 1e-9
+    assert set(planned.functions) == {"nlp_hess_l", "nlp_jac_g", "nlp_grad_f", "nlp_jac_fg", "nlp_gf_jg"}
+    assert planned.options["cache"] == planned.functions and planned.keep == ()
+    S = nncas.nlpsol("S", "ipopt", nlp, {**QUIET, "ipopt.tol": 1e-9})
+    assert S.linear_solver == planned.linear_solver
 
 
 def test_kkt_solver_argument_is_checked():

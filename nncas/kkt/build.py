@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import NncasError
-from . import LIBRARY
+from .library import LIBRARY
 
 SOURCE = Path(__file__).resolve().with_name("dense_ldlt.c")
 
