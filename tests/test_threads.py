@@ -5,7 +5,7 @@ import pytest
 
 import nncas
 import zoo
-from nncas.threads import casadi_blas_threads, set_casadi_blas_threads
+from nncas.threads import casadi_blas_threads, casadi_blas_threads_set, set_casadi_blas_threads
 
 pytestmark = pytest.mark.skipif(casadi_blas_threads() is None,
                                 reason="this CasADi build has no OpenBLAS of its own")
@@ -41,3 +41,18 @@ def test_threads_change_only_while_solving(restore_blas_threads):
     assert casadi_blas_threads() == 2
     with pytest.raises(ValueError, match="at least 1"):
         nncas.solver(_problem("reduced"), "ipopt", blas_threads=0)
+
+
+def test_the_context_restores_after_an_error_and_none_leaves_alone(restore_blas_threads):
+    set_casadi_blas_threads(3)
+    with pytest.raises(RuntimeError, match="inside"):
+        with casadi_blas_threads_set(1):
+            assert casadi_blas_threads() == 1
+            raise RuntimeError("inside")
+    assert casadi_blas_threads() == 3
+    with casadi_blas_threads_set(None):
+        assert casadi_blas_threads() == 3
+    with pytest.raises(nncas.InputTypeError, match="whole number"):
+        with casadi_blas_threads_set(1.5):
+            pass
+    assert casadi_blas_threads() == 3
