@@ -45,7 +45,7 @@ class LinearSolver:
     def name(self, plugin: str, options: dict) -> str:
         """What factorizes IPOPT's KKT matrix: the options' ``linear_solver`` or IPOPT's default
         "mumps"; empty for other plugins."""
-        return str(ipopt_options(options).get("linear_solver", "mumps")) if plugin == "ipopt" else ""
+        return str(given_ipopt_options(options).get("linear_solver", "mumps")) if plugin == "ipopt" else ""
 
     def with_options(self, options: dict) -> dict:
         """``options`` with :meth:`ipopt_options` added; the user's own values stay."""
@@ -65,7 +65,7 @@ class DenseLdlt(LinearSolver):
     def conflict(self, plugin: str, options: dict) -> str | None:
         if plugin != "ipopt":
             return f"kkt_solver='dense' is for plugin 'ipopt', not {plugin!r}."
-        named = [name for name in _USER_SOLVER_OPTIONS if name in ipopt_options(options)]
+        named = [name for name in _USER_SOLVER_OPTIONS if name in given_ipopt_options(options)]
         if named:
             return (f"kkt_solver='dense' and the options' {', '.join(named)} both choose a linear solver; "
                     "drop one of them.")
@@ -82,7 +82,7 @@ class DenseLdlt(LinearSolver):
         return None
 
     def refuse_unservable(self, options: dict, kkt_solver: str) -> None:
-        scaling = ipopt_options(options).get("linear_system_scaling", "none")
+        scaling = given_ipopt_options(options).get("linear_system_scaling", "none")
         if scaling not in SCALINGS:
             raise InputError(f"ipopt.linear_system_scaling={scaling!r} with kkt_solver={kkt_solver!r}, which "
                              f"gives this problem nncas's dense KKT solver: it serves "
@@ -110,7 +110,7 @@ def solver_for_shape(kkt_solver: str, plugin: str, options: dict | None, shape: 
     if not isinstance(kkt_solver, str) or kkt_solver not in CHOICES:
         raise InputError(f"kkt_solver={kkt_solver!r}; use one of {', '.join(map(repr, CHOICES))}.")
     options = options or {}
-    ipopt_options(options)  # refuses an options['ipopt'] that is no dict, whatever the plugin
+    given_ipopt_options(options)  # refuses an options['ipopt'] that is no dict, whatever the plugin
     if kkt_solver != "auto":
         solver = SOLVERS[kkt_solver]
         reason = solver.conflict(plugin, options)
@@ -134,7 +134,7 @@ def solver_for_shape(kkt_solver: str, plugin: str, options: dict | None, shape: 
     return "ipopt"
 
 
-def ipopt_options(options: dict) -> dict:
+def given_ipopt_options(options: dict) -> dict:
     """The IPOPT options in nlpsol ``options``, given nested (``{"ipopt": {...}}``) or flat
     (``"ipopt.name"``)."""
     nested = options.get("ipopt", {})
