@@ -4,9 +4,10 @@ CasADi builds the Hessian of the Lagrangian :math:`L = \sigma f + \lambda^T g` t
 symmetric ``hessian`` path, which takes minutes for a dense block in a few hundred inputs, and
 through a gray box it calls the Hessian callback once per 64 directions. Here instead:
 
-Every call :math:`y_i = F_i(u_i)` of an opaque one-input, one-output function (a callback or
-an external: the gray boxes) is found by walking the algorithm of ``f`` and ``g``. With the
-call replaced by its linearization :math:`\tilde y_i = Y_i + J_i (u_i(x) - U_i)` at symbols
+Every call :math:`y_i = F_i(u_i)` of a gray box (a Function nncas made, recognized by its name:
+:func:`nncas.oracles.is_graybox`) is found by walking the algorithm of ``f`` and ``g``; any
+other called function (an interpolant, a user's external or callback) is algebra that CasADi
+differentiates itself. With the call replaced by its linearization :math:`\tilde y_i = Y_i + J_i (u_i(x) - U_i)` at symbols
 :math:`Y_i, J_i, U_i` (frozen), the algebraic part is differentiated by
 ``jacobian(gradient(L~))``; evaluated at :math:`Y_i = F_i(u_i),\ J_i = \partial F_i/\partial u_i,
 \ U_i = u_i`, that is exactly
@@ -35,13 +36,13 @@ from dataclasses import dataclass
 import casadi as ca
 import numpy as np
 
-#: classes of functions CasADi can see into; calls of anything else are gray boxes
-_TRANSPARENT = ("MXFunction", "SXFunction")
+from .oracles import callback_of, is_graybox
 
 
 @dataclass(eq=False)
 class GrayBoxCall:
-    """One call ``output = function(input)`` in an expression graph."""
+    """One call ``output = box(input)`` in an expression graph; ``function`` is the callback
+    that differentiates the box (:func:`nncas.oracles.callback_of`)."""
 
     function: ca.Function
     input: ca.MX
@@ -63,7 +64,8 @@ def inlined(expressions: list) -> list:
     """``expressions`` with every call of an MX Function replaced by its expression, recursively
     (what ``expand`` does to them, the gray boxes left as calls)."""
     while True:
-        calls = [n for n in call_nodes(expressions) if n.which_function().class_name() == "MXFunction"]
+        calls = [n for n in call_nodes(expressions)
+                 if n.which_function().class_name() == "MXFunction" and not is_graybox(n.which_function())]
         if not calls:
             return expressions
         old, new = [], []
@@ -80,8 +82,8 @@ def find_graybox_calls(expressions: list) -> list[GrayBoxCall]:
     calls = []
     for node in call_nodes(expressions):
         function = node.which_function()
-        if function.n_in() == 1 and function.n_out() == 1 and function.class_name() not in _TRANSPARENT:
-            calls.append(GrayBoxCall(function, node.dep(0), node.get_output(0)))
+        if is_graybox(function):
+            calls.append(GrayBoxCall(callback_of(function), node.dep(0), node.get_output(0)))
     outputs = {c.output.__hash__() for c in calls}
     nested = set()
     for c in calls:

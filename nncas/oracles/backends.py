@@ -1,17 +1,19 @@
-"""Gray-box backends: one table from a backend's name to what builds its oracle.
+"""Gray-box backends: one table from a backend's name to its evaluator.
 
-An oracle over ``module`` (taking a (K, n_in) batch of rows, returning (K, n_out)) offers
-``function``: the CasADi Function U (n_in x K) -> Y (n_out x K) with complete derivatives
-(:mod:`nncas.oracles.graybox_function`). A new backend is one module with an oracle class
-and one entry here.
+A backend's evaluator over ``module`` (taking a (K, n_in) batch of rows, returning (K, n_out))
+gives the numbers (:mod:`nncas.oracles.evaluator`); :func:`gray_box_oracle` wraps it into a
+:class:`~nncas.oracles.oracle.GrayBoxOracle`, whose ``function`` is the CasADi Function
+U (n_in x K) -> Y (n_out x K) with complete derivatives. A new backend (JAX, ONNX Runtime) is
+one module with an evaluator class and one entry here.
 """
 from __future__ import annotations
 
 import importlib
 
 from ..errors import InputError, InputTypeError
+from .oracle import GrayBoxOracle
 
-#: backend name -> (module, oracle class, the options it takes)
+#: backend name -> (module, evaluator class, the options it takes)
 BACKENDS = {
     "torch": ("nncas.oracles.torch_oracle", "TorchOracle", ("dtype", "method")),
     "l4casadi": ("nncas.oracles.l4casadi_oracle", "L4CasADiOracle", ()),
@@ -29,9 +31,9 @@ def check_backend(backend, options: dict) -> None:
         raise InputTypeError(f"unexpected options {unknown} for backend={backend!r}{takes}")
 
 
-def gray_box_oracle(backend: str, module, n_in: int, n_out: int, device, batch: int, **options):
-    """The oracle of ``backend`` for ``module`` on ``device`` over ``batch`` columns."""
+def gray_box_oracle(backend: str, module, n_in: int, n_out: int, device, batch: int, **options) -> GrayBoxOracle:
+    """The oracle of ``backend``'s evaluator for ``module`` on ``device`` over ``batch`` columns."""
     check_backend(backend, options)
     path, name, _ = BACKENDS[backend]
-    oracle_class = getattr(importlib.import_module(path), name)
-    return oracle_class(module, n_in, n_out, device, batch=batch, **options)
+    evaluator = getattr(importlib.import_module(path), name)(module, n_in, n_out, device, batch=batch, **options)
+    return GrayBoxOracle(evaluator, f"{backend}_{id(evaluator):x}")

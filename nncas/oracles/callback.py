@@ -7,9 +7,8 @@ costs tens of milliseconds for a dense 784 x 784 Hessian.
 A callback can supply its own derivatives through CasADi's hooks: a Jacobian, reverse-mode
 functions, and the sparsity of each Jacobian block. The functions it hands out are created on
 the first request and kept by the callback, because CasADi holds no reference to a Python
-object: a CasADi Function built on a callback works while the callback's Python object lives.
-The owner of a callback (an oracle) therefore keeps it, and the owner of the oracle (an
-embedding, or the ``Opti`` it was added to) keeps the oracle.
+object: a CasADi Function built on a callback works while the callback's Python object lives
+(a gray box's graph keeps it: :mod:`nncas.oracles.keeper`).
 """
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from typing import Callable, Sequence
 
 import casadi as ca
 import numpy as np
-import torch
 
 
 class BufferCallback(ca.Callback):
@@ -96,8 +94,8 @@ class BufferCallback(ca.Callback):
         return self._jac_sparsity(oind, iind)
 
 
-def write(out: np.ndarray, values) -> None:
-    """Copy ``values`` (a tensor on any device, or an array; any dtype; flattened) into the
-    CasADi buffer ``out``."""
+def write(out: np.ndarray, values: np.ndarray) -> None:
+    """Copy ``values`` (an array of ``out.size`` entries in C order, any strides, a floating
+    dtype) into the CasADi buffer ``out``, in one pass."""
     if out.size:
-        torch.from_numpy(out).copy_(torch.as_tensor(values).reshape(-1))
+        np.copyto(out.reshape(values.shape), values, casting="same_kind")

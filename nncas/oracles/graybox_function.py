@@ -18,21 +18,18 @@ So a gradient of any expression in ``Y`` calls ``ADJ`` and the Hessian of that g
 derivatives are products with ``JF`` (CasADi's default for a function with a Jacobian). Every
 block's sparsity is declared, so samples never couple.
 
-The evaluator supplies the numbers; it caches per point, so the many calls CasADi's own
-derivative construction makes at one point cost one forward pass:
-
-- ``value(u) -> (K, m)``, ``jacobian_tensor(u) -> (K, m, n)``,
-  ``hessian_tensor(u, lam) -> (K, n, n)`` (tensors or arrays; ``u``, ``lam`` the flat
-  column-major nonzeros CasADi passes);
-- optionally ``second_derivative_tensor(u) -> (K, m, n, n)``.
+The numbers come from an evaluator (:class:`nncas.oracles.evaluator.GrayBoxEvaluator`:
+``value``, ``jacobian``, ``hessian``, optionally ``second_derivative``, numpy arrays per
+sample), which caches per point, so the many calls CasADi's own derivative construction
+makes at one point cost one forward pass. Everything here is numpy: any backend fits.
 """
 from __future__ import annotations
 
 import casadi as ca
 import numpy as np
-import torch
 
 from .callback import BufferCallback, write
+from .evaluator import GrayBoxEvaluator
 
 
 def block_diagonal(rows: int, cols: int, blocks: int) -> ca.Sparsity:
@@ -40,7 +37,7 @@ def block_diagonal(rows: int, cols: int, blocks: int) -> ca.Sparsity:
     return ca.diagcat(*[ca.Sparsity.dense(rows, cols)] * blocks)
 
 
-def graybox_function(name: str, evaluator, n_in: int, n_out: int, batch: int) -> BufferCallback:
+def graybox_function(name: str, evaluator: GrayBoxEvaluator, n_in: int, n_out: int, batch: int) -> BufferCallback:
     """The function ``F`` (see the module docstring); it keeps its derivative callbacks."""
     return _Chain(name, evaluator, n_in, n_out, batch).function()
 
@@ -69,9 +66,9 @@ class _Chain:
         ev, n, m, K = self.ev, self.n, self.m, self.K
 
         def evaluate(inputs, outputs):
-            write(outputs[0], ev.jacobian_tensor(inputs[0]).transpose(1, 2))
+            write(outputs[0], ev.jacobian(inputs[0]).transpose(0, 2, 1))
 
-        has_second = hasattr(ev, "second_derivative_tensor")
+        has_second = hasattr(ev, "second_derivative")
         return BufferCallback(f"jac_{self.name}", [self.dense_u, self.dense_y],
                               [block_diagonal(m, n, K)], evaluate,
                               jacobian=self.jacobian_of_jacobian if has_second else None,
@@ -81,9 +78,8 @@ class _Chain:
         ev, n, m, K = self.ev, self.n, self.m, self.K
 
         def evaluate(inputs, outputs):
-            J = ev.jacobian_tensor(inputs[0])
-            seeds = torch.tensor(inputs[2], dtype=J.dtype, device=J.device).reshape(nadj, K, m)
-            write(outputs[0], torch.einsum("dkm,kmn->dkn", seeds, J))
+            # u_bar[d, k] = seeds[d, k] J_k: (nadj, K, 1, m) @ (K, m, n)
+            write(outputs[0], np.matmul(inputs[2].reshape(nadj, K, 1, m), ev.jacobian(inputs[0])))
 
         return BufferCallback(f"adj{nadj}_{self.name}",
                               [self.dense_u, self.dense_y, ca.Sparsity.dense(m, K * nadj)],
@@ -108,10 +104,10 @@ class _Chain:
             u, seeds = inputs[0], inputs[2].reshape(nadj, m * K)
             if outputs[0].size:
                 # rows of direction d, sample k, entry a; columns of sample k, entry b
-                H = torch.stack([ev.hessian_tensor(u, seeds[d]) for d in range(nadj)])
-                write(outputs[0], H.permute(1, 3, 0, 2))
+                H = np.stack([ev.hessian(u, seeds[d]) for d in range(nadj)])
+                write(outputs[0], H.transpose(1, 3, 0, 2))
             if outputs[2].size:
-                write(outputs[2], ev.jacobian_tensor(u).expand(nadj, K, m, n))
+                write(outputs[2], np.broadcast_to(ev.jacobian(u), (nadj, K, m, n)))
 
         sparsity_out = self._reverse_jacobian_sparsity(nadj)
         sparsity_in = [self.dense_u, self.dense_y, ca.Sparsity.dense(m, K * nadj),
@@ -135,24 +131,8 @@ class _Chain:
 
         def evaluate(inputs, outputs):
             # column (k, c), then rows in order (b, a): T[k, a, b, c] as (k, c, b, a)
-            write(outputs[0], ev.second_derivative_tensor(inputs[0]).permute(0, 3, 2, 1))
+            write(outputs[0], ev.second_derivative(inputs[0]).transpose(0, 3, 2, 1))
 
         sparsity_in = [self.dense_u, self.dense_y, block_diagonal(m, n, K)]
         sparsity_out = [self._jacobian_of_jacobian_sparsity(0, 0), self._jacobian_of_jacobian_sparsity(0, 1)]
         return BufferCallback(f"jac_jac_{self.name}", sparsity_in, sparsity_out, evaluate)
-
-
-def jacobian_function(function: ca.Function) -> ca.Function:
-    """``u -> dy/du`` of a one-input, one-output ``function``, from its own Jacobian."""
-    u = ca.MX.sym("u", function.sparsity_in(0))
-    jac = function.jacobian()(u, function(u))
-    return ca.Function(f"{function.name()}_jacobian", [u], [jac], ["u"], ["jac"])
-
-
-def hessian_function(function: ca.Function) -> ca.Function:
-    r"""``(u, lam) -> \nabla^2_u (lam^T y)`` of a one-input, one-output ``function``: the
-    Jacobian of its reverse-mode function, one call."""
-    u = ca.MX.sym("u", function.sparsity_in(0))
-    lam = ca.MX.sym("lam", function.sparsity_out(0))
-    hess = function.reverse(1).jacobian()(u, function(u), lam, ca.MX(u.sparsity()))[0]
-    return ca.Function(f"{function.name()}_hessian", [u, lam], [hess], ["u", "lam"], ["hess"])

@@ -5,8 +5,9 @@ and derivatives agree with float64 torch to about 1e-6 relative, and IPOPT toler
 below that are not meaningful with this backend. The model receives a (K, n_in) batch of rows.
 
 nncas calls l4casadi's compiled value, Jacobian (``jac_``) and Jacobian of the adjoint
-(``jac_adj1_``, the Hessian of lambda^T NN) itself and hands them to CasADi through the same
-complete derivative chain as the torch oracle (:mod:`nncas.oracles.graybox_function`), so
+(``jac_adj1_``, the Hessian of lambda^T NN) itself, as an evaluator
+(:mod:`nncas.oracles.evaluator`) handed to CasADi through the same complete derivative chain as
+the torch oracle (:mod:`nncas.oracles.graybox_function`), so
 plain ``nlpsol`` works with exact Hessians; l4casadi's own external leaves the other blocks of
 its ``jac_adj1`` unset, which CasADi's AD needs.
 
@@ -29,7 +30,6 @@ import torch
 
 from ..errors import InputError
 from ..cache import cache_root, fingerprint
-from .graybox_function import graybox_function, hessian_function, jacobian_function
 
 
 def _library_suffix() -> str:
@@ -58,7 +58,7 @@ class _Buffered:
 
 
 class L4CasADiOracle:
-    """y = NN(u) through l4casadi's compiled value, Jacobian and Jacobian-of-adjoint (Hessian).
+    """An evaluator of y = NN(u) through l4casadi's compiled value, Jacobian and Jacobian-of-adjoint (Hessian).
 
     With ``batch`` K > 1 the model is compiled for a (K, n_in) input, so the K columns of U are
     one external call. l4casadi differentiates the whole batch; nncas keeps the diagonal
@@ -94,10 +94,6 @@ class L4CasADiOracle:
         self._jac_adj1 = _Buffered(external.reverse(1).jacobian())
         self._cache: dict[str, tuple[bytes, np.ndarray]] = {}
         self.evaluations = {"forward": 0, "jacobian": 0, "hessian": 0}
-        self.name = f"nncas_graybox_l4c_{id(self):x}"
-        self.function = graybox_function(self.name, self, n_in, n_out, batch)
-        self.jacobian = jacobian_function(self.function)
-        self.hessian = hessian_function(self.function)
 
     def _build(self, module, l4casadi):
         # long (seconds to a minute) and once per model: say so, as other long work does
@@ -123,9 +119,9 @@ class L4CasADiOracle:
             self._cache[kind] = key, compute()
         return self._cache[kind][1]
 
-    def value(self, u: np.ndarray) -> torch.Tensor:
+    def value(self, u: np.ndarray) -> np.ndarray:
         out = self._cached("value", u.tobytes(), lambda: self._value(self._rows(u, self.n_in)))
-        return torch.from_numpy(out.reshape(self.n_out, self.batch).T)
+        return out.reshape(self.n_out, self.batch).T
 
     def _diagonal_blocks(self, flat: np.ndarray, rows: int, cols: int) -> np.ndarray:
         """(K, rows, cols) diagonal blocks of a dense (rows K x cols K) matrix whose rows and
@@ -134,17 +130,16 @@ class L4CasADiOracle:
         full = flat.reshape(cols * K, rows * K).T.reshape(rows, K, cols, K)
         return full[:, np.arange(K), :, np.arange(K)]
 
-    def jacobian_tensor(self, u: np.ndarray) -> torch.Tensor:
+    def jacobian(self, u: np.ndarray) -> np.ndarray:
         def compute():
             value = self.value(u).T.reshape(-1)  # Y^T column-major
-            return self._jacobian(self._rows(u, self.n_in), value.numpy())
+            return self._jacobian(self._rows(u, self.n_in), value)
         flat = self._cached("jacobian", u.tobytes(), compute)
-        return torch.from_numpy(self._diagonal_blocks(flat, self.n_out, self.n_in))
+        return self._diagonal_blocks(flat, self.n_out, self.n_in)
 
-    def hessian_tensor(self, u: np.ndarray, lam: np.ndarray) -> torch.Tensor:
+    def hessian(self, u: np.ndarray, lam: np.ndarray) -> np.ndarray:
         def compute():
             value = self.value(u).T.reshape(-1)
-            return self._jac_adj1(self._rows(u, self.n_in), value.numpy(), self._rows(lam, self.n_out),
-                                  np.zeros(u.size))
+            return self._jac_adj1(self._rows(u, self.n_in), value, self._rows(lam, self.n_out), np.zeros(u.size))
         flat = self._cached("hessian", u.tobytes() + lam.tobytes(), compute)
-        return torch.from_numpy(self._diagonal_blocks(flat, self.n_in, self.n_in))
+        return self._diagonal_blocks(flat, self.n_in, self.n_in)

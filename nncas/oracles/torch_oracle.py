@@ -5,8 +5,9 @@ column) and gets ``Y`` (n_out x K); the Jacobian and Hessian are block diagonal.
 on the device; only U, the multipliers and the results cross. Values, Jacobian, the forward
 state and the last Hessian are cached per point, so IPOPT's function, Jacobian and Hessian
 requests at one iterate cost one forward pass, and repeated requests of CasADi's own
-derivative construction cost a copy each. ``oracle.function`` is a complete CasADi citizen
-(:mod:`nncas.oracles.graybox_function`).
+derivative construction cost a copy each. It is an evaluator
+(:mod:`nncas.oracles.evaluator`): ``value``, ``jacobian``, ``hessian`` and
+``second_derivative`` give numpy arrays; ``*_tensor`` the same blocks as tensors on the device.
 
 Two derivative paths (``method``):
 
@@ -31,10 +32,14 @@ from torch.func import grad, jacfwd, jacrev, vmap
 from ..errors import InputError, InputTypeError
 from ..layers import Affine
 from ..torch_import import from_torch
-from .graybox_function import graybox_function, hessian_function, jacobian_function
 from .mlp import StructuredMLP
 
 METHODS = ("auto", "structured", "generic")
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a numpy array (a view on the CPU)."""
+    return tensor.detach().cpu().numpy()
 
 
 @dataclass(eq=False)
@@ -59,12 +64,8 @@ def _has_sparse_maps(network) -> bool:
 
 
 class TorchOracle:
-    """Function, block-diagonal Jacobian and Lagrangian Hessian of a torch model.
-
-    ``function`` is the CasADi Function ``U -> Y`` with all its derivatives; it works while
-    this oracle lives (its owner: the embedding, or the ``Opti`` it was added to).
-    ``jacobian`` and ``hessian`` are CasADi Functions of its Jacobian and Lagrangian Hessian.
-    """
+    """Value, block-diagonal Jacobian and Lagrangian Hessian of a torch model (a
+    :class:`~nncas.oracles.evaluator.GrayBoxEvaluator`)."""
 
     def __init__(self, module: torch.nn.Module, n_in: int, n_out: int, device: torch.device,
                  batch: int = 1, dtype: torch.dtype = torch.float64, method: str = "auto",
@@ -79,11 +80,6 @@ class TorchOracle:
         self.method, self._mlp, self._model = self._choose(module, method, translations)
         self._point: _Point | None = None
         self.evaluations = {"forward": 0, "jacobian": 0, "hessian": 0}
-        self.name = f"nncas_graybox_{id(self):x}"
-        self.function = graybox_function(self.name, self, n_in, n_out, batch)
-        #: u -> dy/du and (u, lam) -> Hessian of lam^T y, as CasADi Functions (block diagonal)
-        self.jacobian = jacobian_function(self.function)
-        self.hessian = hessian_function(self.function)
 
     def _choose(self, module, method, translations):
         if method != "generic":
@@ -122,9 +118,21 @@ class TorchOracle:
             self._point = _Point(key, ut, y, state)
         return self._point
 
-    def value(self, u: np.ndarray) -> torch.Tensor:
+    def value(self, u: np.ndarray) -> np.ndarray:
         """y (K, n_out) at ``u``, the column-major values of the n_in x K input."""
-        return self._at(u).y
+        return _array(self._at(u).y)
+
+    def jacobian(self, u: np.ndarray) -> np.ndarray:
+        """:meth:`jacobian_tensor` as an array."""
+        return _array(self.jacobian_tensor(u))
+
+    def hessian(self, u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+        """:meth:`hessian_tensor` as an array."""
+        return _array(self.hessian_tensor(u, lam))
+
+    def second_derivative(self, u: np.ndarray) -> np.ndarray:
+        """:meth:`second_derivative_tensor` as an array."""
+        return _array(self.second_derivative_tensor(u))
 
     def jacobian_tensor(self, u: np.ndarray) -> torch.Tensor:
         """dy/du per sample (K, n_out, n_in)."""
