@@ -8,6 +8,7 @@ from torch import nn
 import nncas
 import zoo
 from nncas.derivatives import derivative_functions, find_graybox_calls
+from nncas.oracles import is_graybox
 
 NETS = {
     "tanh-softmax": lambda: zoo.mlp([6, 9, 7, 4], nn.Tanh, head=lambda: nn.Softmax(dim=-1)),
@@ -207,3 +208,62 @@ def test_assembled_nlp_derivatives_equal_casadi_symbolic(batch, device):
     np.testing.assert_allclose(jac, jac_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(grad, grad_ref, rtol=1e-10, atol=1e-12)
     assert not np.tril(hess, -1).any()
+
+
+def test_an_interpolant_beside_a_gray_box_stays_algebra():
+    """Only nncas's gray boxes are gray boxes: an interpolant (a one-input, one-output called
+    Function too) is left to CasADi's AD, and nncas.nlpsol finds casadi.nlpsol's optimum."""
+    x = ca.MX.sym("x", 6)
+    e = nncas.embed(NETS["sigmoid"](), x, formulation="graybox", graybox_input="direct")
+    grid = np.linspace(-2, 2, 9)
+    lut = ca.interpolant("lut", "bspline", [grid], np.sin(grid) + grid ** 2 / 4)
+    nlp = {"x": x, "f": ca.sumsqr(x - 0.2) + lut(x[0]) + ca.sum1(e.y), "g": lut(x[1]) + e.y[0]}
+    calls = find_graybox_calls([nlp["f"], nlp["g"]])
+    assert [c.function.name() for c in calls] == [f"{e.oracle.name}_callback"]
+    assert is_graybox(e.oracle.function) and not is_graybox(lut)
+    options = {"print_time": False, "ipopt.print_level": 0, "ipopt.sb": "yes", "ipopt.tol": 1e-12}
+    bounds = {"x0": 0, "lbx": -1.5, "ubx": 1.5, "lbg": 0.6, "ubg": np.inf}
+    reference = ca.nlpsol("ref", "ipopt", nlp, options)(**bounds)
+    ours = nncas.nlpsol("S", "ipopt", nlp, options)(**bounds)
+    assert float(reference["g"]) == pytest.approx(0.6, abs=1e-8)  # the constraint is active
+    np.testing.assert_allclose(ours["x"].full(), reference["x"].full(), atol=1e-6)
+    assert float(ours["f"]) == pytest.approx(float(reference["f"]), abs=1e-9)
+
+
+class _NumpyEvaluator:
+    """A backend in plain numpy: y = tanh(W u) per sample (the protocol, nothing of torch)."""
+
+    def __init__(self, weight, batch):
+        self.W, self.batch = weight, batch
+        self.n_out, self.n_in = weight.shape
+
+    def value(self, u):
+        return np.tanh(u.reshape(self.batch, self.n_in) @ self.W.T)
+
+    def jacobian(self, u):
+        slope = 1 - self.value(u) ** 2
+        return slope[:, :, None] * self.W
+
+    def hessian(self, u, lam):
+        y = self.value(u)
+        curvature = -2 * y * (1 - y ** 2) * lam.reshape(self.batch, self.n_out)
+        return np.einsum("ka,ab,ac->kbc", curvature, self.W, self.W)
+
+
+@pytest.mark.parametrize("route", ["casadi", "nncas"])
+def test_an_evaluator_of_another_backend_solves_like_casadi_symbolics(route):
+    """Any GrayBoxEvaluator makes a complete gray box: the optimum equals the one of the same
+    network written in CasADi symbols."""
+    weight = np.random.default_rng(3).normal(size=(3, 4))
+    evaluator = _NumpyEvaluator(weight, 2)
+    assert isinstance(evaluator, nncas.oracles.GrayBoxEvaluator)
+    oracle = nncas.oracles.GrayBoxOracle(evaluator, "numpy_test")
+    X = ca.MX.sym("X", 4, 2)
+    solve = {"casadi": ca.nlpsol, "nncas": nncas.nlpsol}[route]
+    options = {"print_time": False, "ipopt.print_level": 0, "ipopt.sb": "yes", "ipopt.tol": 1e-12}
+
+    def optimum(Y):
+        nlp = {"x": ca.vec(X), "f": ca.sumsqr(X - 0.5) + ca.sum1(ca.vec(Y)), "g": Y[0, :].T}
+        return solve("S", "ipopt", nlp, options)(x0=0, lbg=-0.2, ubg=0.2)["x"].full()
+
+    np.testing.assert_allclose(optimum(oracle.function(X)), optimum(ca.tanh(ca.mtimes(weight, X))), atol=1e-8)

@@ -1,7 +1,10 @@
-"""How long a torch gray box lives: as long as the Opti it was added to, or the embedding that
-holds it. Functions built from the problem keep working after the Opti is gone while the
-embedding lives, and nothing keeps an oracle once both are gone (no process-wide pins)."""
+"""How long a gray box lives: as long as anything calls it. An embedding built inside a helper
+function solves after the helper returned (plain casadi.nlpsol, nncas.nlpsol, an Opti and its
+copy, opti.to_function), and the oracle is freed once the last Function using it is gone (no
+process-wide pins, no leaked library copies or file descriptors)."""
 import gc
+import os
+import re
 import weakref
 
 import casadi as ca
@@ -11,8 +14,10 @@ import torch
 from torch import nn
 
 import nncas
+from nncas.oracles import is_graybox, keeper
 
-QUIET = {"print_time": False, "ipopt.print_level": 0, "ipopt.sb": "yes"}
+QUIET = {"print_time": False, "ipopt.print_level": 0, "ipopt.sb": "yes", "ipopt.tol": 1e-10}
+TARGET = np.array([0.3, -0.4])
 
 
 def _net():
@@ -20,50 +25,142 @@ def _net():
     return nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)).double()
 
 
-def _problem(net, formulation):
-    """min |x - p|^2 + NN(x) over the box [-1, 1]^2, with p a parameter."""
-    opti = ca.Opti()
-    x, p = opti.variable(2), opti.parameter()
-    y, form = nncas.add_predictor(opti, net, x, formulation=formulation)
-    opti.minimize(ca.sumsqr(x - p) + y)
-    opti.subject_to(opti.bounded(-1, x, 1))
-    nncas.solver(opti, options=QUIET)
-    return opti, x, p, form
+def _built_in_a_helper(net, batch, **options):
+    """An nlp dict ``min |X - T|^2 + sum NN(X)`` over [-1, 1], its bounds, and a weak reference
+    to the gray box's evaluator; the embedding is dropped on return."""
+    x = ca.MX.sym("x", 2, batch)
+    e = nncas.embed(net, x, formulation="graybox", **options)
+    n = 2 * batch
+    nlp = {"x": ca.veccat(x, e.w), "f": ca.sumsqr(x - np.tile(TARGET[:, None], batch)) + ca.sum1(ca.vec(e.y)),
+           "g": e.g}
+    bounds = {"x0": np.r_[np.zeros(n), e.w0], "lbx": np.r_[-np.ones(n), e.lbw], "ubx": np.r_[np.ones(n), e.ubw],
+              "lbg": e.lbg, "ubg": e.ubg}
+    return nlp, bounds, weakref.ref(e.oracle.evaluator)
 
 
-def _solver_function(net):
-    """An Opti solve as a Function of p, and the embedding (the MPC idiom); the Opti is gone."""
-    opti, x, p, form = _problem(net, "graybox")
-    return opti.to_function("solve", [p], [x]), form
+def _reference(net, batch):
+    """The same problem in the reduced space."""
+    x = ca.MX.sym("x", 2, batch)
+    y = nncas.embed(net, x, formulation="reduced").y
+    solver = ca.nlpsol("ref", "ipopt", {"x": ca.vec(x), "f": ca.sumsqr(x - np.tile(TARGET[:, None], batch))
+                                        + ca.sum1(ca.vec(y))}, QUIET)
+    return solver(x0=0, lbx=-1, ubx=1)["x"].full().ravel()
 
 
-def test_function_outlives_the_opti_and_matches_the_reduced_space():
+CASES = [(route, output, graybox_input, batch) for route in ("casadi", "nncas")
+         for output in ("expression", "variables") for graybox_input in ("direct", "lifted") for batch in (1, 3)]
+
+
+@pytest.mark.parametrize("route, output, graybox_input, batch", CASES)
+def test_a_helper_built_gray_box_lives_with_its_solver_and_no_longer(route, output, graybox_input, batch):
     net = _net()
-    solve, form = _solver_function(net)
+    nlp, bounds, evaluator = _built_in_a_helper(net, batch, graybox_output=output, graybox_input=graybox_input)
+    solver = (ca.nlpsol if route == "casadi" else nncas.nlpsol)("S", "ipopt", nlp, QUIET)
+    del nlp
     gc.collect()
-    opti, x, p, _ = _problem(net, "reduced")
-    for value in (-0.5, 0.5):
-        opti.set_value(p, value)
-        np.testing.assert_allclose(solve(value).full().ravel(), opti.solve().value(x), rtol=1e-7, atol=1e-9)
-
-
-def test_nothing_keeps_the_oracle_once_opti_and_embedding_are_gone():
-    solve, form = _solver_function(_net())
-    oracle = weakref.ref(form.oracle)
-    del form
+    assert evaluator() is not None
+    x = solver(**bounds)["x"].full().ravel()[:2 * batch]
+    assert solver.stats()["success"]
+    np.testing.assert_allclose(x, _reference(net, batch), atol=1e-7)
+    del solver
     gc.collect()
-    assert oracle() is None
-    with pytest.raises(RuntimeError, match="Callback object has been deleted"):
-        solve(0.0)
+    assert evaluator() is None
 
 
-def test_the_opti_keeps_its_gray_boxes():
-    """``y, _ = add_predictor(...)``: the record is dropped, the Opti still solves."""
+@pytest.mark.parametrize("route", ["casadi", "nncas"])
+def test_a_helper_built_l4casadi_gray_box_solves(route):
+    pytest.importorskip("l4casadi")
+    net = _net()
+    nlp, bounds, evaluator = _built_in_a_helper(net, 2, backend="l4casadi", graybox_output="variables")
+    solver = (ca.nlpsol if route == "casadi" else nncas.nlpsol)("S", "ipopt", nlp, {**QUIET, "ipopt.tol": 1e-6})
+    del nlp
+    gc.collect()
+    np.testing.assert_allclose(solver(**bounds)["x"].full().ravel()[:4], _reference(net, 2), atol=1e-4)
+    del solver
+    gc.collect()
+    assert evaluator() is None
+
+
+def _opti(net, batch, solver):
+    """An Opti around a gray box, made and configured inside a helper; returns the Opti, its x
+    and a weak reference to the evaluator."""
     opti = ca.Opti()
-    x = opti.variable(2)
-    y, _ = nncas.add_predictor(opti, _net(), x, formulation="graybox")
+    x = opti.variable(2, batch)
+    y, form = nncas.add_predictor(opti, net, x, formulation="graybox")
+    opti.minimize(ca.sumsqr(x - np.tile(TARGET[:, None], batch)) + ca.sum1(ca.vec(y)))
+    opti.subject_to(opti.bounded(-1, ca.vec(x), 1))
+    solver(opti)
+    return opti, x, weakref.ref(form.oracle.evaluator)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_an_opti_returned_by_a_helper_and_its_copy_solve(batch):
+    net = _net()
+    opti, x, evaluator = _opti(net, batch, lambda o: nncas.solver(o, options=QUIET))
+    np.testing.assert_allclose(opti.solve().value(ca.vec(x)), _reference(net, batch), atol=1e-7)
+    copy = opti.copy()  # shares the gray box, not the original's Python record of it
+    del opti
     gc.collect()
-    opti.minimize(ca.sumsqr(x) + y)
-    opti.subject_to(opti.bounded(-1, x, 1))
-    opti.solver("ipopt", QUIET)
-    assert opti.solve().stats()["success"]
+    nncas.solver(copy, options=QUIET)
+    np.testing.assert_allclose(copy.solve().value(ca.vec(x)), _reference(net, batch), atol=1e-7)
+    del copy
+    gc.collect()
+    assert evaluator() is None
+
+
+def test_a_function_of_the_solve_outlives_opti_and_embedding():
+    """The MPC idiom: ``opti.to_function`` kept, everything else dropped."""
+    net = _net()
+    opti, x, evaluator = _opti(net, 1, lambda o: o.solver("ipopt", QUIET))
+    solve = opti.to_function("solve", [x], [x])  # from a start value to the optimum
+    del opti, x
+    gc.collect()
+    assert evaluator() is not None
+    np.testing.assert_allclose(solve(np.zeros(2)).full().ravel(), _reference(net, 1), atol=1e-7)
+    del solve
+    gc.collect()
+    assert evaluator() is None
+
+
+def _keeper_copies() -> int:
+    with open("/proc/self/maps") as maps:
+        return len({line.split()[-1] for line in maps if re.search(r"nncas_keeper_\d+_\d+_", line)})
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts through /proc")
+def test_dropped_gray_boxes_leave_no_library_copy_or_file_open():
+    net = _net()
+
+    def one_gray_box():
+        x = ca.MX.sym("x", 2)
+        y = nncas.embed(net, x, formulation="graybox", graybox_input="direct").y
+        return ca.Function("f", [x], [y])(np.array([0.1, 0.2]))
+
+    one_gray_box()
+    gc.collect()
+    copies, files = _keeper_copies(), len(os.listdir("/proc/self/fd"))
+    values = [float(one_gray_box()) for _ in range(30)]
+    gc.collect()
+    assert _keeper_copies() == copies
+    assert len(os.listdir("/proc/self/fd")) == files
+    assert len(set(values)) == 1
+
+
+def test_without_the_keeper_library_the_embedding_keeps_the_gray_box(monkeypatch, tmp_path, capfd):
+    """No library (no C compiler at install): a warning, and the old guarantee."""
+    monkeypatch.setattr(keeper, "LIBRARY", tmp_path / "missing.so")
+    net = _net()
+    x = ca.MX.sym("x", 2)
+    with pytest.warns(keeper.KeeperMissing, match="python -m nncas.oracles.build"):
+        e = nncas.embed(net, x, formulation="graybox", graybox_input="direct")
+    assert e.oracle.function.class_name() == "CallbackInternal" and is_graybox(e.oracle.function)
+    solver = nncas.nlpsol("S", "ipopt", {"x": x, "f": ca.sumsqr(x - TARGET) + e.y}, QUIET)
+    np.testing.assert_allclose(solver(x0=0, lbx=-1, ubx=1)["x"].full().ravel(), _reference(net, 1), atol=1e-7)
+    evaluator = weakref.ref(e.oracle.evaluator)
+    del e
+    gc.collect()
+    assert evaluator() is None
+    capfd.readouterr()
+    solver(x0=0, lbx=-1, ubx=1)
+    assert not solver.stats()["success"]
+    assert "Callback object has been deleted" in capfd.readouterr().err
