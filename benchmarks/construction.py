@@ -26,7 +26,7 @@ from torch import nn
 
 import nncas
 from benchmarks.report import whole_numbers
-from nncas.cli import ArgumentParser, raise_if_interrupted, run_main
+from nncas.apps.cli import ArgumentParser, raise_if_interrupted, run_main
 
 CELLS = [("full", {}), ("reduced", {}), ("graybox", {"backend": "torch"}),
          ("graybox", {"backend": "l4casadi"})]

@@ -21,7 +21,7 @@ import torch
 import nncas
 from benchmarks.oracle import mnist_classifier, scopf_surrogate
 from benchmarks.report import cpu_name, whole_numbers
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 from nncas.devices import resolve_device
 from nncas.threads import set_casadi_blas_threads
 

@@ -42,8 +42,8 @@ import numpy as np
 import nncas
 from benchmarks.report import check_report_path, cpu_name, whole_numbers
 from nncas import kkt
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
-from nncas.storage import write_text_atomic
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.apps.storage import write_text_atomic
 from nncas.threads import casadi_blas_threads_set
 
 LAYOUTS = ("rows", "bounds", "expression", "lifted")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from benchmarks.report import check_report_path, machine, whole_numbers, write_report
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import mpc_pendulum  # noqa: E402  (examples/ is not a package)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import nncas
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, run_main
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, run_main
 from nncas.derivatives import derivative_functions
 from nncas.devices import resolve_device
 from benchmarks.report import check_report_path, cpu_name, whole_numbers, write_report

@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 
 from benchmarks.report import machine, whole_numbers
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.apps.storage import check_output_path, replaced_atomically, write_text_atomic
 from nncas.errors import InputError
-from nncas.storage import check_output_path, replaced_atomically, write_text_atomic
 
 FORMULATIONS = ("full", "full-cold", "full-bounds", "reduced", "graybox")
 BACKENDS = ("torch", "l4casadi")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from nncas.storage import check_output_path, write_text_atomic
+from nncas.apps.storage import check_output_path, write_text_atomic
 
 
 def cpu_name() -> str:

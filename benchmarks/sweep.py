@@ -1,4 +1,4 @@
-"""Throughput of sweeps on dask.distributed (nncas.sweep): solves per second with 1, 2, ... worker
+"""Throughput of sweeps on dask.distributed (nncas.apps.sweep): solves per second with 1, 2, ... worker
 processes on this machine, as a ratio to one worker measured in the same run.
 
 Problem 7 (``vision.robustness``: MNIST-128, gray box, test images from --offset, target
@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from benchmarks.report import check_report_path, machine, whole_numbers, write_report
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, run_main
-from nncas.sweep import shared, stream, sweep_client
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, run_main
+from nncas.apps.sweep import shared, stream, sweep_client
 
 PROBLEMS = (7, 8)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import nncas
-from nncas.cli import ArgumentParser, fail
+from nncas.apps.cli import ArgumentParser, fail
 from vision.models import build_classifier
 
 

@@ -35,9 +35,9 @@ import torch
 from torch import nn
 
 import nncas
+from nncas.apps.cli import ArgumentParser
+from nncas.apps.storage import torch_save_atomic
 from nncas.cache import cache_root
-from nncas.cli import ArgumentParser
-from nncas.storage import torch_save_atomic
 
 #: --embedding value -> keyword arguments of nncas.add_predictor
 EMBEDDINGS = {

@@ -16,7 +16,7 @@ import casadi as ca
 import numpy as np
 
 import nncas
-from nncas.cli import ArgumentParser
+from nncas.apps.cli import ArgumentParser
 from quickstart import train_classifier
 
 

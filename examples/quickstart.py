@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import nncas
-from nncas.cli import ArgumentParser
+from nncas.apps.cli import ArgumentParser
 
 
 def train_classifier(seed: int = 0) -> nn.Sequential:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import casadi as ca
 import numpy as np
 
-from nncas.cli import raise_if_interrupted
+from nncas.apps.cli import raise_if_interrupted
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class NlpBuilder:
 
     def solve(self, options: dict | None = None, x0: dict[str, np.ndarray] | None = None) -> NlpSolution:
         """Solve with IPOPT; ``x0`` overrides start values of named blocks. A solve stopped by
-        Ctrl-C raises KeyboardInterrupt (:func:`nncas.cli.raise_if_interrupted`)."""
+        Ctrl-C raises KeyboardInterrupt (:func:`nncas.apps.cli.raise_if_interrupted`)."""
         if self.objective is None:
             raise ValueError("no objective: call minimize() first")
         opts = {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, run_main
-from nncas.storage import check_output_path
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, run_main
+from nncas.apps.storage import check_output_path
 from power.acopf import AcOpf
 from power.cases import case3
 from power.matpower import read_matpower

@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from nncas.storage import write_text_atomic
+from nncas.apps.storage import write_text_atomic
 
 
 def write_json_atomic(path: str | Path, data: dict) -> None:
-    """Write ``data`` as JSON whole or not at all (:func:`nncas.storage.write_text_atomic`)."""
+    """Write ``data`` as JSON whole or not at all (:func:`nncas.apps.storage.write_text_atomic`)."""
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 

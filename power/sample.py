@@ -44,9 +44,9 @@ import casadi as ca
 import h5py
 import numpy as np
 
-from nncas.cli import BAD_INPUT, ArgumentParser, check_interrupt, fail, run_main
-from nncas.storage import check_output_path, replaced_atomically
-from nncas.sweep import Progress, connect, stream
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, check_interrupt, fail, run_main
+from nncas.apps.storage import check_output_path, replaced_atomically
+from nncas.apps.sweep import Progress, connect, stream
 from power.acopf import AcOpf, add_ac_network
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
@@ -317,7 +317,7 @@ def run(config: SampleConfig, path: str | Path, n: int, workers: int = 1, batch:
 
 
 def _dask_client(scheduler: str | None):
-    """A dask.distributed client connected to ``scheduler`` (:func:`nncas.sweep.connect`), or a
+    """A dask.distributed client connected to ``scheduler`` (:func:`nncas.apps.sweep.connect`), or a
     context holding None."""
     return connect(scheduler) if scheduler else nullcontext()
 

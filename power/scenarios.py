@@ -10,7 +10,7 @@ Scenario k scales every load d of the case, Pd_d = u_d Pd_d^nom and Qd_d = u_d Q
 
 Each scenario's TSC-SCOPF (:func:`power.tscopf.build_tscopf`) starts from the nominal loads'
 TSC-SCOPF solution, itself started from the SCOPF optimum (as ``--warm-start``); the nominal problem
-is solved once on the cluster. The solves run on dask.distributed (:mod:`nncas.sweep`): ``DIR``
+is solved once on the cluster. The solves run on dask.distributed (:mod:`nncas.apps.sweep`): ``DIR``
 receives ``results.csv`` (one row per scenario, resumable), ``summary.json`` and ``scenarios.png``
 (cost and minimum frequency against the total load).
 """
@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nncas.apps.storage import replaced_atomically, write_text_atomic
+from nncas.apps.sweep import Column, CsvStore, run_sweep, shared, sweep_client
 from nncas.cache import fingerprint
 from nncas.errors import InputError
-from nncas.storage import replaced_atomically, write_text_atomic
-from nncas.sweep import Column, CsvStore, run_sweep, shared, sweep_client
 from power.psse import GoC1Case
 
 SPREAD = 0.1
@@ -216,7 +216,7 @@ def main_sweep(args, case: GoC1Case, dynamics) -> int:
     """``python -m power.tscopf CASE --scenarios ...`` (arguments checked by the caller)."""
     import os
 
-    from nncas.sweep import check_workers
+    from nncas.apps.sweep import check_workers
     from power.default_surrogate import ensure_surrogate
     from power.surrogate import load_surrogate
 

@@ -35,8 +35,8 @@ import casadi as ca
 import numpy as np
 import scipy.sparse as sp
 
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, run_main
-from nncas.storage import check_output_path
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, run_main
+from nncas.apps.storage import check_output_path
 from power.acopf import AcNetworkBlock, add_ac_network, add_base_case, sparse_dm
 from power.cases import scopf3_case
 from power.network import per_unit

@@ -34,10 +34,10 @@ import torch
 from torch import nn
 
 from nncas import AffineScaling
-from nncas.checks import learning_rate, whole_number
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, interrupted, run_main
+from nncas.apps.checks import learning_rate, whole_number
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, interrupted, run_main
+from nncas.apps.storage import check_output_path, read_weights, save_weights, torch_save_atomic
 from nncas.devices import resolve_device
-from nncas.storage import check_output_path, read_weights, save_weights, torch_save_atomic
 from power.sample import read_samples
 
 FORMAT = "nncas-frequency-surrogate/1"
@@ -245,7 +245,7 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
 def save_surrogate(path: str | Path, net: nn.Module, meta: dict) -> None:
     """HDF5: ``/state/<name>`` per ``state_dict`` entry (scalings included); attributes
     ``format``, ``n_parameters``, ``torch_version`` and ``meta`` (str/int/float values).
-    Written to a temporary file that replaces ``path`` (:mod:`nncas.storage`)."""
+    Written to a temporary file that replaces ``path`` (:mod:`nncas.apps.storage`)."""
     save_weights(path, net, meta, FORMAT)
 
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 import nncas
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
-from nncas.storage import check_output_path
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.apps.storage import check_output_path
 from nncas.threads import casadi_blas_threads_set
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nncas.cli import INTERRUPTED_EXIT
+from nncas.apps.cli import INTERRUPTED_EXIT
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_S = 300  # a hung child is killed after this long (a failure, not a measurement)

@@ -1,4 +1,4 @@
-"""nncas.sweep: the resumable result table, progress lines, and sweeps of real IPOPT solves on a
+"""nncas.apps.sweep: the resumable result table, progress lines, and sweeps of real IPOPT solves on a
 LocalCluster and on a scheduler and workers started here as processes (one of them killed
 mid-sweep)."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from dask_processes import LIMIT_S, scheduler_and_workers
+from nncas.apps.sweep import Column, CsvStore, Progress, check_workers, duration, run_sweep, sweep_client
 from nncas.errors import InputError
-from nncas.sweep import Column, CsvStore, Progress, check_workers, duration, run_sweep, sweep_client
 
 COLUMNS = [Column("a", int), Column("status", str), Column("objective", float), Column("x1", float),
            Column("pid", int)]

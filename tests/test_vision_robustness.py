@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dask_processes import LIMIT_S, scheduler_and_workers
-from nncas.cli import INTERRUPTED_EXIT
+from nncas.apps.cli import INTERRUPTED_EXIT
 from vision.adversarial import THRESHOLD, solve_adversarial
 from vision.data import as_inputs, load_mnist
 from vision.robustness import COLUMNS, built_problems, main, parse_images, targets_of

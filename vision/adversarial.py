@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 import nncas
-from nncas.cli import BAD_INPUT, ArgumentParser, check_interrupt, fail, raise_if_interrupted, run_main
-from nncas.storage import check_output_path, write_text_atomic
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, check_interrupt, fail, raise_if_interrupted, run_main
+from nncas.apps.storage import check_output_path, write_text_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import N_CLASSES, WIDTHS, check_width, parse_width
 from vision.train import ensure_classifier

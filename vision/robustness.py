@@ -4,7 +4,7 @@
 
 and per image the minimal perturbation norm r(K) = min_t sqrt(d(K, t)) over the targets t other
 than its label (``--targets all``) or t = (label + 1) mod 10 only (``--targets next``), with the
-closest class argmin_t. The solves run on dask.distributed (``nncas.sweep``):
+closest class argmin_t. The solves run on dask.distributed (``nncas.apps.sweep``):
 
     python -m vision.robustness --width 128 --images 0:100 --out DIR [--targets all|next]
            [--formulation graybox] [--workers N | --scheduler tcp://HOST:PORT]
@@ -35,11 +35,11 @@ import numpy as np
 import torch
 
 import nncas
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
+from nncas.apps.storage import replaced_atomically, write_text_atomic
+from nncas.apps.sweep import Column, CsvStore, check_workers, run_sweep, shared, sweep_client
 from nncas.cache import fingerprint
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 from nncas.errors import InputError
-from nncas.storage import replaced_atomically, write_text_atomic
-from nncas.sweep import Column, CsvStore, check_workers, run_sweep, shared, sweep_client
 from vision.adversarial import FORMULATIONS, THRESHOLD, check_weights
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import N_CLASSES, WIDTHS, build_classifier, check_width, parse_width

@@ -7,8 +7,8 @@ file attributes ``format``, ``width``, ``activation``, ``n_parameters``, ``test_
 """
 from pathlib import Path
 
+from nncas.apps.storage import read_weights, save_weights
 from nncas.cache import cache_root
-from nncas.storage import read_weights, save_weights
 from vision.models import ACTIVATIONS, CNN, WIDTHS, build_classifier, check_width
 
 FORMAT = "nncas-mnist-classifier/1"

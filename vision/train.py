@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nncas.checks import learning_rate, whole_number
-from nncas.cli import BAD_INPUT, ArgumentParser, fail, interrupted, run_main
+from nncas.apps.checks import learning_rate, whole_number
+from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, interrupted, run_main
+from nncas.apps.storage import check_output_path, torch_save_atomic
 from nncas.errors import InputError
-from nncas.storage import check_output_path, torch_save_atomic
 from vision.data import MNISTError, as_inputs, load_mnist
 from vision.models import WIDTHS, build_classifier, check_width, logits, parse_width
 from vision.storage import default_path, load_classifier, save_classifier

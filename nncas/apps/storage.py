@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def check_output_path(path: str | Path, what: str, inputs=()) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def whole_number(name: str, value, minimum: int = 1) -> None:

@@ -37,8 +37,8 @@ from typing import Callable, Iterable, Iterator
 
 from distributed import WorkerPlugin
 
+from ..errors import InputError
 from .cli import check_interrupt
-from .errors import InputError
 from .storage import write_text_atomic
 
 STORE_FORMAT = "nncas-sweep/1"
@@ -244,7 +244,7 @@ class WorkerSettings(WorkerPlugin):
             return
         import torch
 
-        from .threads import set_casadi_blas_threads
+        from ..threads import set_casadi_blas_threads
 
         torch.set_num_threads(1)
         set_casadi_blas_threads(1)

@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 
-from .interrupts import INTERRUPTED_STATUS, raise_if_interrupted  # noqa: F401 (the CLIs' names)
+from ..interrupts import INTERRUPTED_STATUS, raise_if_interrupted  # noqa: F401 (the CLIs' names)
 
 #: errors that mean bad input (arguments, files, data), reported in one line
 BAD_INPUT = (ValueError, TypeError, LookupError, OSError)
