@@ -68,6 +68,20 @@ def test_a_helper_built_gray_box_lives_with_its_solver_and_no_longer(route, outp
 
 
 @pytest.mark.parametrize("route", ["casadi", "nncas"])
+def test_a_helper_built_gray_box_lives_through_sx_expansion(route):
+    """``expand``: CasADi turns the graph into SX, the gray box's call and its keeper with it."""
+    net = _net()
+    nlp, bounds, evaluator = _built_in_a_helper(net, 3, graybox_output="variables", graybox_input="direct")
+    solver = (ca.nlpsol if route == "casadi" else nncas.nlpsol)("S", "ipopt", nlp, {**QUIET, "expand": True})
+    del nlp
+    gc.collect()
+    np.testing.assert_allclose(solver(**bounds)["x"].full().ravel()[:6], _reference(net, 3), atol=1e-7)
+    del solver
+    gc.collect()
+    assert evaluator() is None
+
+
+@pytest.mark.parametrize("route", ["casadi", "nncas"])
 def test_a_helper_built_l4casadi_gray_box_solves(route):
     pytest.importorskip("l4casadi")
     net = _net()

@@ -7,9 +7,10 @@
  * callback alive, and frees it with the last Function that uses it (nncas/oracles/keeper.py).
  * Each gray box loads its own copy of this file, so each copy holds one owner.
  *
- * Evaluated, the keeper writes 1 (a true condition: nncas attaches it to the gray box's output
- * as a CasADi assertion, which no derivative looks through). It links no Python: the CPython
- * functions arrive as pointers, so it loads into any process that runs nncas.
+ * Evaluated, the keeper writes 0, which nncas adds to the gray box's output (a sum survives
+ * CasADi's SX expansion, an assertion would not); its Jacobian (jac_nncas_keeper) is empty. It
+ * links no Python: the CPython functions arrive as pointers, so it loads into any process that
+ * runs nncas.
  */
 typedef long long casadi_int;
 
@@ -23,6 +24,7 @@ static long count;  /* live CasADi Functions of this copy; changed with the GIL 
  * column format (rows, columns, column offsets, row indices). */
 static const casadi_int no_entries[4] = {0, 1, 0, 0};
 static const casadi_int scalar[5] = {1, 1, 0, 1, 0};
+static const casadi_int no_columns[3] = {1, 0, 0};  /* 1 x 0: the Jacobian */
 
 void nncas_keeper_hold(void *object, void *incref, void *decref, void *ensure, void *release, void *running) {
     owner = object;
@@ -54,6 +56,17 @@ const casadi_int *nncas_keeper_sparsity_out(casadi_int i) { (void)i; return scal
 
 int nncas_keeper(const double **arg, double **res, casadi_int *iw, double *w, int mem) {
     (void)arg; (void)iw; (void)w; (void)mem;
-    if (res[0]) res[0][0] = 1;
+    if (res[0]) res[0][0] = 0;
+    return 0;
+}
+
+/* its Jacobian (input, nominal output) -> d out / d in: 1 x 0, nothing to compute */
+casadi_int jac_nncas_keeper_n_in(void) { return 2; }
+casadi_int jac_nncas_keeper_n_out(void) { return 1; }
+const casadi_int *jac_nncas_keeper_sparsity_in(casadi_int i) { return i == 0 ? no_entries : scalar; }
+const casadi_int *jac_nncas_keeper_sparsity_out(casadi_int i) { (void)i; return no_columns; }
+
+int jac_nncas_keeper(const double **arg, double **res, casadi_int *iw, double *w, int mem) {
+    (void)arg; (void)res; (void)iw; (void)w; (void)mem;
     return 0;
 }

@@ -3,14 +3,15 @@
 A CasADi ``Callback`` holds only a raw pointer to its Python object. :func:`kept` wraps a
 callback ``F`` into the MX Function
 
-.. math:: G(U) = F(U) \\text{ asserted with } \\mathrm{keeper}() = 1,
+.. math:: G(U) = F(U) + \\mathrm{keeper}() \\qquad (\\mathrm{keeper}() = 0, \\text{ Jacobian empty}),
 
 where the keeper is an external function of ``libnncas_keeper.so`` (``keeper.c``): CasADi
 counts the keeper's Functions up and down through the library's ``incref``/``decref``, and
-the library holds one Python reference to ``F`` while that count is positive. So any
-expression, Function or solver calling ``G`` keeps ``F`` (and through it the evaluator and the
-derivative callbacks) alive, and the last one to go frees it. The assertion passes ``F(U)``
-through unchanged and is transparent to derivatives.
+the library holds one Python reference to ``F`` while that count is positive. ``G`` is inlined
+where it is called, so a graph holds the calls of ``F`` and of the keeper, and any expression,
+Function or solver built on it (also through SX expansion) keeps ``F``, and through it the
+evaluator and the derivative callbacks, alive; the last one to go frees it. Values and
+derivatives are those of ``F``.
 
 Each gray box loads its own copy of the library (a temporary file, deleted once loaded:
 ``dlopen`` shares one copy per file, and one copy holds one owner). Without the library (no C
@@ -83,5 +84,5 @@ def kept(name: str, callback: ca.Function) -> ca.Function:
                       f"python -m nncas.oracles.build, or reinstall nncas.", KeeperMissing, stacklevel=3)
         return callback
     u = ca.MX.sym("u", callback.sparsity_in(0))
-    y = callback(u).attachAssert(keeper(ca.MX(0, 1)), f"{name}: keeper")
-    return ca.Function(name, [u], [y], ["u"], ["y"])
+    y = callback(u) + keeper(ca.MX(0, 1))
+    return ca.Function(name, [u], [y], ["u"], ["y"], {"always_inline": True})

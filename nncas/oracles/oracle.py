@@ -8,10 +8,11 @@ r"""A gray-box oracle: the CasADi Functions of :math:`Y = NN(U)` over any evalua
 - ``jacobian``: U -> :math:`\partial\,\mathrm{vec}(Y)/\partial\,\mathrm{vec}(U)` (block diagonal);
 - ``hessian``: (U, :math:`\Lambda`) -> :math:`\nabla^2 \sum_k \lambda_k^T NN(u_k)` (block diagonal).
 
-Every gray box nncas makes is named with :data:`MARKER`; :func:`is_graybox` is how nncas
-recognizes one in an expression graph (:mod:`nncas.derivatives`), and any other called
-function (an interpolant, a user's external or callback) stays algebra that CasADi
-differentiates itself.
+Every gray-box Function nncas makes (``function`` and the callback ``F`` it calls, which is
+what a graph holds once ``function`` is inlined) is named with :data:`MARKER`;
+:func:`is_graybox` is how nncas recognizes one in an expression graph
+(:mod:`nncas.derivatives`), and any other called function (an interpolant, a user's external
+or callback) stays algebra that CasADi differentiates itself.
 """
 from __future__ import annotations
 
