@@ -15,6 +15,7 @@ from torch import nn
 
 import nncas
 from nncas.oracles import is_graybox, keeper
+from nncas.oracles.build import build
 
 QUIET = {"print_time": False, "ipopt.print_level": 0, "ipopt.sb": "yes", "ipopt.tol": 1e-10}
 TARGET = np.array([0.3, -0.4])
@@ -182,3 +183,17 @@ def test_without_the_keeper_library_the_embedding_keeps_the_gray_box(monkeypatch
     solver(x0=0, lbx=-1, ubx=1)
     assert not solver.stats()["success"]
     assert "Callback object has been deleted" in capfd.readouterr().err
+
+
+def test_a_freshly_built_keeper_keeps_a_gray_box(monkeypatch, tmp_path):
+    """``python -m nncas.oracles.build`` compiles keeper.c into a library that works."""
+    monkeypatch.setattr(keeper, "LIBRARY", build(tmp_path / "libnncas_keeper.so"))
+    net = _net()
+    nlp, bounds, evaluator = _built_in_a_helper(net, 1, graybox_input="direct")
+    solver = nncas.nlpsol("S", "ipopt", nlp, QUIET)
+    del nlp
+    gc.collect()
+    np.testing.assert_allclose(solver(**bounds)["x"].full().ravel(), _reference(net, 1), atol=1e-7)
+    del solver
+    gc.collect()
+    assert evaluator() is None

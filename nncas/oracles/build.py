@@ -21,6 +21,9 @@ SOURCE = LIBRARY.with_name("keeper.c")
 
 def build(target: Path = LIBRARY) -> Path:
     """Compile and link the library to ``target``; returns it."""
+    if not SOURCE.is_file():
+        raise NncasError(f"{SOURCE} is missing (an installed wheel carries the built library, not its source); "
+                         "reinstall nncas with a C compiler present, or build in a source checkout.")
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise NncasError("no C compiler (cc or gcc) found; install one, or set CC.")
