@@ -14,7 +14,7 @@ install: $(STAMP)
 # Order matters: torch first, then l4casadi compiled against that torch, then this project
 # (pip builds its dense KKT solver, nncas/kkt/libnncas_dense_ldlt.so, in place). No -q: the
 # torch download (several GB for a CUDA build) and l4casadi's compile (minutes) show progress.
-$(STAMP): setup.cfg setup.py pyproject.toml Makefile nncas/kkt/dense_ldlt.c
+$(STAMP): setup.cfg setup.py pyproject.toml Makefile nncas/kkt/dense_ldlt.c nncas/oracles/keeper.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "== make install 1/4: pip, setuptools, cmake, ninja"
 	$(PY) -m pip install --upgrade pip "setuptools>=68.1" "scikit-build>=0.17" "cmake>=3.27" "ninja>=1.11" wheel
