@@ -26,6 +26,7 @@ from .kkt.plan import check_plugin, plan
 from .nlp import checked_nlp, opti_nlp
 from .opti_state import opti_state
 from .oracles.callback import BufferCallback
+from .oracles.keeper import kept
 from .threads import casadi_blas_threads_set, check_thread_count
 
 
@@ -179,7 +180,9 @@ def _reporting_stale(method, guard: _ProblemGuard, blas_threads: int | None):
 
 def _guarded(function: ca.Function, guard: _ProblemGuard, x) -> tuple[ca.Function, BufferCallback]:
     """``function`` with a zero added to its first output by a callback that runs the guard,
-    and that callback (keep it while the function is in use)."""
+    and that callback. The callback is kept alive by the graphs that call it
+    (:func:`nncas.oracles.keeper.kept`): a Function made from the Opti (``opti.to_function``)
+    works after the Opti is gone."""
 
     def evaluate(inputs, outputs):
         guard.check()
@@ -188,7 +191,7 @@ def _guarded(function: ca.Function, guard: _ProblemGuard, x) -> tuple[ca.Functio
     check = BufferCallback(f"nncas_guard_{function.name()}", [x.sparsity()], [ca.Sparsity.dense(1, 1)], evaluate)
     args = [ca.MX.sym(function.name_in(i), function.sparsity_in(i)) for i in range(function.n_in())]
     outs = function.call(args)
-    outs[0] = outs[0] + check(args[0])
+    outs[0] = outs[0] + kept(check.name(), check)(args[0])
     # keep every output's sparsity (a dense gradient stays dense even where it is zero)
     outs = [o if o.sparsity() == function.sparsity_out(i) else ca.project(o, function.sparsity_out(i))
             for i, o in enumerate(outs)]

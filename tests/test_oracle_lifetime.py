@@ -123,10 +123,14 @@ def test_an_opti_returned_by_a_helper_and_its_copy_solve(batch):
     assert evaluator() is None
 
 
-def test_a_function_of_the_solve_outlives_opti_and_embedding():
-    """The MPC idiom: ``opti.to_function`` kept, everything else dropped."""
+@pytest.mark.parametrize("route", ["opti.solver", "nncas.solver"])
+def test_a_function_of_the_solve_outlives_opti_and_embedding(route):
+    """The MPC idiom: ``opti.to_function`` kept, everything else dropped (nncas.solver's
+    stale-problem guards are callbacks too)."""
     net = _net()
-    opti, x, evaluator = _opti(net, 1, lambda o: o.solver("ipopt", QUIET))
+    setup = ((lambda o: o.solver("ipopt", QUIET)) if route == "opti.solver" else
+             (lambda o: nncas.solver(o, "ipopt", QUIET)))
+    opti, x, evaluator = _opti(net, 1, setup)
     solve = opti.to_function("solve", [x], [x])  # from a start value to the optimum
     del opti, x
     gc.collect()
