@@ -39,6 +39,17 @@ def test_translation_passed_per_call_is_used_and_stays_local():
         nncas.from_torch(net)
 
 
+def test_a_gray_box_uses_per_call_translations_for_its_structured_derivatives():
+    class Double(nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    rule = {Double: lambda m: [nncas.layers.Scale(np.full(3, 2.0), np.zeros(3))]}
+    net = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), Double(), nn.Linear(3, 2))
+    e = nncas.embed(net, ca.MX.sym("x", 4), formulation="graybox", graybox_input="direct", translations=rule)
+    assert e.oracle.method == "structured"
+
+
 @pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
 def test_wrong_input_size(formulation):
     opti, x = _opti(5)
