@@ -23,7 +23,7 @@ from benchmarks.oracle import mnist_classifier, scopf_surrogate
 from benchmarks.report import cpu_name, whole_numbers
 from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 from nncas.devices import resolve_device
-from nncas.threads import set_casadi_blas_threads
+from nncas.threads import casadi_blas_threads_set
 
 
 def solve_once(net, n_in: int, device: str, target: int, margin: float) -> dict:
@@ -57,20 +57,20 @@ def main(argv=None):
         cells += [(f"MNIST-{w}", mnist_classifier(w), 784, 1, 0.02) for w in args.mnist]
     except BAD_INPUT as err:
         return fail(parser, err, args.debug)
-    set_casadi_blas_threads(1)  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
-    name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else cpu_name()
-    print(f"device: {name} ({args.device})")
-    print("| problem | params | status | iterations | ms / iteration | Hessian | Jacobian | functions | IPOPT |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for problem, net, n_in, target, margin in cells:
-        if args.warmup:
-            solve_once(net, n_in, args.device, target, margin)
-        row = solve_once(net, n_in, args.device, target, margin)
-        params = sum(p.numel() for p in net.parameters())
-        print(f"| {problem} | {params:,} | {row['status']} | {row['iterations']} | {row['per_iteration_ms']:.1f} | "
-              f"{row['hessian_ms']:.1f} | {row['jacobian_ms']:.1f} | {row['function_ms']:.1f} | {row['ipopt_ms']:.1f} |",
-              flush=True)
-        print(json.dumps({"problem": problem, "params": params, **row}), flush=True)
+    with casadi_blas_threads_set(1):  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
+        name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else cpu_name()
+        print(f"device: {name} ({args.device})")
+        print("| problem | params | status | iterations | ms / iteration | Hessian | Jacobian | functions | IPOPT |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for problem, net, n_in, target, margin in cells:
+            if args.warmup:
+                solve_once(net, n_in, args.device, target, margin)
+            row = solve_once(net, n_in, args.device, target, margin)
+            params = sum(p.numel() for p in net.parameters())
+            print(f"| {problem} | {params:,} | {row['status']} | {row['iterations']} | {row['per_iteration_ms']:.1f} | "
+                  f"{row['hessian_ms']:.1f} | {row['jacobian_ms']:.1f} | {row['function_ms']:.1f} | {row['ipopt_ms']:.1f} |",
+                  flush=True)
+            print(json.dumps({"problem": problem, "params": params, **row}), flush=True)
     return 0
 
 

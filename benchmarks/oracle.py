@@ -87,8 +87,9 @@ def graybox_nlp(net, n_in, device, **options):
     """A small NLP around the gray box; returns (oracle, hess_lag, x, lam_g) at a test point."""
     opti = ca.Opti()
     x = opti.variable(n_in)
+    # direct input: the Hessian of the whole network in its n_in inputs (the paper's oracle)
     y, form = nncas.add_predictor(opti, net, x, formulation="graybox", device=device,
-                                  graybox_output="variables", **options)
+                                  graybox_output="variables", graybox_input="direct", **options)
     opti.minimize(ca.sumsqr(x) + ca.sum1(y))
     hess_lag = derivative_functions(opti.x, opti.p, opti.f, opti.g)["nlp_hess_l"]
     rng = np.random.default_rng(0)

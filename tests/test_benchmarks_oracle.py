@@ -25,3 +25,14 @@ def test_iteration_benchmark_reports_a_solved_row(capsys):
     main(["--scopf", "100", "--mnist", ""])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| SCOPF-100")]
     assert len(rows) == 1 and "Solve_Succeeded" in rows[0]
+
+
+def test_the_oracle_measured_takes_the_networks_inputs():
+    """A first layer narrow enough to be lifted by default: the benchmark still times the
+    Hessian in the network's own inputs (the paper's oracle)."""
+    import numpy as np
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(50, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
+    o, _, point, lam = oracle.graybox_nlp(net, 50, "cpu", method="structured")
+    assert np.asarray(o.hessian_tensor(point[:50], lam[:3])).shape == (1, 50, 50)
