@@ -133,7 +133,8 @@ def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Functio
         "nlp_grad_f": ca.Function("nlp_grad_f", [x, p], [f, grad], ["x", "p"], ["f", "grad_f_x"]),
         "nlp_jac_fg": ca.Function("nlp_jac_fg", [x, p], [f, grad, g, jac], ["x", "p"],
                                   ["f", "grad_f_x", "g", "jac_g_x"]),
-        "nlp_gf_jg": ca.Function("nlp_gf_jg", [x, p], [grad, jac], ["x", "p"], ["grad_f_x", "jac_g_x"]),
+        "nlp_gf_jg": ca.Function("nlp_gf_jg", [x, p], [f, g, grad, jac], ["x", "p"],
+                                 ["f", "g", "grad_f_x", "jac_g_x"]),
     }
 
 
