@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -46,7 +45,7 @@ import numpy as np
 
 from nncas.apps.cli import BAD_INPUT, ArgumentParser, check_interrupt, fail, run_main
 from nncas.apps.storage import check_output_path, replaced_atomically
-from nncas.apps.sweep import Progress, connect, stream
+from nncas.apps.sweep import Progress, connect, interrupts_ignored, stream
 from power.acopf import AcOpf, add_ac_network
 from power.dynamic_data import dynamic_data_for, load_case, tripped_generator
 from power.dynamics import OperatingPoint, simulate_trip
@@ -322,11 +321,6 @@ def _dask_client(scheduler: str | None):
     return connect(scheduler) if scheduler else nullcontext()
 
 
-def _ignore_interrupts():
-    """Pool workers leave Ctrl-C to the parent, which stops them (no traceback per worker)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _map(config: SampleConfig, indices: list[int], workers: int, client):
     if client is not None:
         for _, outcome in stream(client, evaluate_sample, [(config, k) for k in indices], indices):
@@ -338,7 +332,9 @@ def _map(config: SampleConfig, indices: list[int], workers: int, client):
         for k in indices:
             yield evaluate_sample(config, k)
         return
-    with get_context("spawn").Pool(workers, initializer=_ignore_interrupts) as pool:
+    with interrupts_ignored():  # the workers inherit it: Ctrl-C goes to this process, which stops them
+        pool = get_context("spawn").Pool(workers)
+    with pool:
         yield from pool.imap_unordered(_evaluate_star, [(config, k) for k in indices], chunksize=2)
 
 

@@ -275,6 +275,21 @@ def connect(scheduler: str):
 
 
 @contextmanager
+def interrupts_ignored():
+    """Ctrl-C ignored while the block runs (in the main thread; elsewhere a no-op). Processes
+    started in it inherit the disposition: a Ctrl-C while they import reaches the parent alone,
+    which stops them, instead of printing a traceback per process. A Ctrl-C in the block is lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def sweep_client(workers: int | None = None, scheduler: str | None = None) -> Iterator:
     """A client of a new ``LocalCluster`` of ``workers`` processes with one thread each, or of the
     cluster at ``scheduler``; its workers run :class:`WorkerSettings`. Closed (the local cluster
@@ -286,16 +301,9 @@ def sweep_client(workers: int | None = None, scheduler: str | None = None) -> It
         import logging
 
         from distributed import Client, LocalCluster
-        # the worker processes start with Ctrl-C ignored (a disposition they inherit), so that a
-        # Ctrl-C while they start reaches the client alone; a Ctrl-C in these seconds is lost
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-        try:
+        with interrupts_ignored():
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=":0", silence_logs=logging.ERROR)
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, previous)
         client = Client(cluster)
     try:
         client.register_plugin(WorkerSettings(ignore_interrupts=cluster is not None), name=WorkerSettings.name)
