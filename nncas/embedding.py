@@ -66,9 +66,9 @@ class Embedding:
 
     nlp columns (``x`` type: MX or SX): ``y`` the outputs (n_out x K); ``w`` the extra decision
     variables as one column (0x1 when none) with numpy ``w0, lbw, ubw``; ``g`` the extra
-    constraints as one column (0x1 when none) with numpy ``lbg, ubg``. A gray box keeps its
-    ``oracle`` alive through this object: Functions built on the problem work while it (or the
-    ``Opti`` it was added to) lives.
+    constraints as one column (0x1 when none) with numpy ``lbg, ubg``. A gray box's ``oracle``
+    is kept alive by the expression graphs that call it (:mod:`nncas.oracles.keeper`); this
+    object holds it too, which is all that keeps it where the keeper library is missing.
     """
 
     #: "full", "reduced" or "graybox": the :attr:`~nncas.formulations.Formulation.kind` of ``formulation``

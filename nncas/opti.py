@@ -1,8 +1,9 @@
 """``add_predictor``: the Opti sink of the embedding pipeline (:func:`nncas.building.build`).
 
 The embedding's variables are Opti variables, its start values and constraints go to the Opti,
-and the Opti keeps the embedding (and so a gray box's oracle) alive in its record
-(:func:`nncas.opti_state.opti_state`).
+and the Opti keeps the embedding in its record (:func:`nncas.opti_state.opti_state`). A gray
+box's oracle is kept alive by the expression graphs that call it (:mod:`nncas.oracles.keeper`);
+the Opti's record is what keeps it only where the keeper library is missing.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def _add_to(opti: ca.Opti, form: Embedding) -> None:
         _subject_to(opti, v.symbol, v.lower, v.upper)
     for c in form.constraint_blocks:
         c.opti_constraint = _subject_to(opti, c.expression, c.lower, c.upper)
-    # CasADi holds no reference to a Python callback: the Opti keeps the embedding's oracle
+    # the graph keeps a gray box's oracle (nncas.oracles.keeper); without the keeper library, this does
     opti_state(opti).embeddings.append(form)
 
 

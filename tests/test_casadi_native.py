@@ -118,8 +118,8 @@ def test_graybox_on_a_parameter_and_in_the_objective(net, case):
 
 
 def test_a_copied_opti_solves(net, case, reference):
-    """A copy shares the original's gray boxes, which live as long as the original Opti (or
-    their embeddings) does: keep it (docs/api.md#lifetimes)."""
+    """A copy shares the original's gray boxes, which the expression graph keeps alive, not the
+    original Opti (docs/api.md#lifetimes)."""
     original = _opti_problem(net, case)[0]
     copy = original.copy()
     nncas.solver(copy, "ipopt", TIGHT)
