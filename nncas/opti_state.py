@@ -1,7 +1,8 @@
 """What nncas keeps on an ``Opti``: one record per Opti, in one attribute.
 
-CasADi holds no reference to Python objects, so the Opti carries those its problem needs
-(the embeddings and their gray boxes, the stale-problem guards) and the facts
+The record holds the embeddings added to the Opti (their gray boxes live as long as the graphs
+calling them, :mod:`nncas.oracles.keeper`; the record keeps them where the keeper library is
+missing), the stale-problem guards of :func:`nncas.solver`, and the facts
 :func:`nncas.problem_stats` reports (the linear solver chosen).
 """
 from __future__ import annotations

@@ -35,8 +35,8 @@ def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
     """``casadi.nlpsol(name, plugin, nlp, options)`` with fast exact derivatives.
 
     ``nlp`` holds ``x`` and optionally ``p``, ``f``, ``g`` (MX or SX), as for ``casadi.nlpsol``.
-    The returned solver evaluates gray boxes while the embeddings that made them live; saving
-    one that holds a gray box is refused (CasADi cannot load a Python callback).
+    The returned solver keeps its gray boxes alive (docs/api.md#lifetimes); saving one that
+    holds a gray box is refused (CasADi cannot load a Python callback).
     ``kkt_solver``: IPOPT's linear solver, "auto" (dense KKT matrices get nncas's dense
     LDL^T), "dense" or "ipopt" (IPOPT's own options); see :mod:`nncas.kkt`.
     """

@@ -9,7 +9,7 @@ import torch
 from ..devices import resolve_device
 from ..embedding import Embedding, LayerHandle
 from ..errors import InputError, InputTypeError
-from ..oracles.backends import BACKENDS, check_backend, gray_box_oracle
+from ..oracles.backends import BACKENDS, check_backend, evaluation_dtype, gray_box_oracle
 from ..tensors import to_numpy
 from ..torch_import import hooks_of, own_forward, piecewise_linear
 from .base import Context, Formulation, warn_piecewise_linear
@@ -52,7 +52,7 @@ class GrayBox(Formulation):
 
     @property
     def tolerance_dtype(self) -> torch.dtype:
-        return torch.float32 if self.backend == "l4casadi" else self.oracle_options.get("dtype", torch.float64)
+        return evaluation_dtype(self.backend, self.oracle_options)
 
     def __repr__(self):
         extra = "".join(f", {k}={v!r}" for k, v in self.oracle_options.items())

@@ -12,8 +12,6 @@ from ..errors import InputError, InputTypeError, NncasError
 from .library import DenseSolverMissing, dense_options, load
 from .shape import KktShape
 
-#: the values of ``kkt_solver``: "auto", or a key of :data:`SOLVERS`
-CHOICES = ("auto", "dense", "ipopt")
 #: IPOPT's linear_system_scaling values the dense solver serves ("mc19" is HSL's MC19, not in it)
 SCALINGS = ("none", "slack-based")
 _USER_SOLVER_OPTIONS = ("linear_solver", "hsllib", "pardisolib")
@@ -100,6 +98,8 @@ class DenseLdlt(LinearSolver):
 SOLVERS: dict[str, LinearSolver] = {"dense": DenseLdlt(), "ipopt": LinearSolver()}
 #: the solvers "auto" tries, in order, before IPOPT's own
 AUTO_ORDER = ("dense",)
+#: the values of ``kkt_solver``: "auto", or a key of :data:`SOLVERS`
+CHOICES = ("auto", *SOLVERS)
 
 
 def solver_for_shape(kkt_solver: str, plugin: str, options: dict | None, shape: KktShape) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 
+import torch
+
 from ..errors import InputError, InputTypeError
 from .oracle import GrayBoxOracle
 
@@ -29,6 +31,15 @@ def check_backend(backend, options: dict) -> None:
     if unknown:
         takes = f"; it takes {', '.join(accepted)}." if accepted else "; it takes none."
         raise InputTypeError(f"unexpected options {unknown} for backend={backend!r}{takes}")
+
+
+def evaluation_dtype(backend: str, options: dict) -> torch.dtype:
+    """The floating-point type ``backend`` evaluates in with these options: its evaluator's
+    fixed ``dtype`` (a class attribute, e.g. l4casadi's float32), else the ``dtype`` option,
+    else float64."""
+    path, name, _ = BACKENDS[backend]
+    fixed = getattr(getattr(importlib.import_module(path), name), "dtype", None)
+    return fixed if fixed is not None else options.get("dtype", torch.float64)
 
 
 def gray_box_oracle(backend: str, module, n_in: int, n_out: int, device, batch: int, **options) -> GrayBoxOracle:
