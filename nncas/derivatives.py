@@ -98,10 +98,10 @@ def find_graybox_calls(expressions: list) -> list[GrayBoxCall]:
 UPPER_TRIANGLE_PLUGINS = ("ipopt", "bonmin", "knitro", "blocksqp", "uno")
 
 
-def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Function]:
+def derivative_functions(x, p, f, g, upper: bool = True, hessian: bool = True) -> dict[str, ca.Function]:
     """``nlp_hess_l``, ``nlp_jac_g``, ``nlp_grad_f``, ``nlp_jac_fg``, ``nlp_gf_jg`` for the NLP
     ``min f(x, p) s.t. g(x, p)`` (see the module docstring); the Hessian as its upper triangle
-    (``upper``) or whole."""
+    (``upper``) or whole, and not built at all without ``hessian`` (a quasi-Newton solve)."""
     kind = type(x)
     lam_f, lam_g = kind.sym("lam_f"), kind.sym("lam_g", g.sparsity())
     calls = find_graybox_calls([f, g])
@@ -112,23 +112,13 @@ def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Functio
         linear = [Y + ca.reshape(ca.mtimes(J, ca.vec(c.input - U)), Y.shape)
                   for c, (Y, J, U) in zip(calls, symbols)]
         f_lin, g_lin = ca.graph_substitute([f, g], [c.output for c in calls], linear)
-    lagrangian = lam_f * f_lin + ca.dot(lam_g, g_lin)
-    weights = [ca.gradient(lagrangian, Y) for Y, _, _ in symbols]
     frozen = [s for triple in symbols for s in triple]
     at_point = [e for c in calls for e in (c.output, c.function.jacobian()(c.input, c.output), c.input)]
     inputs = [x, p, *frozen]
     jac = ca.Function("nncas_jacobian", inputs, [_jacobian(g_lin, x, inputs)]).call([x, p, *at_point])[0]
     # the gradient dense: plugins copy it as a dense vector (a structural zero would be left unwritten)
     grad = ca.Function("nncas_gradient", inputs, [ca.densify(ca.gradient(f_lin, x))]).call([x, p, *at_point])[0]
-    second = ca.Function("nncas_second", [x, p, lam_f, lam_g, *frozen],
-                         [ca.jacobian(ca.gradient(lagrangian, x), x), *weights])
-    hess, *w = second.call([x, p, lam_f, lam_g, *at_point])
-    hess = ca.triu(hess) if upper else hess
-    for c, weight in zip(calls, w):
-        hess += _hessian_block(c, weight, x, upper)
-    return {
-        "nlp_hess_l": ca.Function("nlp_hess_l", [x, p, lam_f, lam_g], [hess], ["x", "p", "lam_f", "lam_g"],
-                                  ["triu_hess_gamma_x_x" if upper else "hess_gamma_x_x"]),
+    functions = {
         "nlp_jac_g": ca.Function("nlp_jac_g", [x, p], [g, jac], ["x", "p"], ["g", "jac_g_x"]),
         "nlp_grad_f": ca.Function("nlp_grad_f", [x, p], [f, grad], ["x", "p"], ["f", "grad_f_x"]),
         "nlp_jac_fg": ca.Function("nlp_jac_fg", [x, p], [f, grad, g, jac], ["x", "p"],
@@ -136,6 +126,19 @@ def derivative_functions(x, p, f, g, upper: bool = True) -> dict[str, ca.Functio
         "nlp_gf_jg": ca.Function("nlp_gf_jg", [x, p], [f, g, grad, jac], ["x", "p"],
                                  ["f", "g", "grad_f_x", "jac_g_x"]),
     }
+    if not hessian:
+        return functions
+    lagrangian = lam_f * f_lin + ca.dot(lam_g, g_lin)
+    weights = [ca.gradient(lagrangian, Y) for Y, _, _ in symbols]
+    second = ca.Function("nncas_second", [x, p, lam_f, lam_g, *frozen],
+                         [ca.jacobian(ca.gradient(lagrangian, x), x), *weights])
+    hess, *w = second.call([x, p, lam_f, lam_g, *at_point])
+    hess = ca.triu(hess) if upper else hess
+    for c, weight in zip(calls, w):
+        hess += _hessian_block(c, weight, x, upper)
+    functions["nlp_hess_l"] = ca.Function("nlp_hess_l", [x, p, lam_f, lam_g], [hess], ["x", "p", "lam_f", "lam_g"],
+                                          ["triu_hess_gamma_x_x" if upper else "hess_gamma_x_x"])
+    return functions
 
 
 def _jacobian(g, x, inputs: list):

@@ -22,7 +22,7 @@ import casadi as ca
 
 from .errors import InputError, InputTypeError, StaleProblemError
 from .interrupts import INTERRUPTED_STATUS, raise_if_interrupted
-from .kkt.plan import check_plugin, plan
+from .kkt.plan import check_plugin, plan, with_hessian
 from .nlp import checked_nlp, opti_nlp
 from .opti_state import opti_state
 from .oracles.callback import BufferCallback
@@ -31,7 +31,7 @@ from .threads import casadi_blas_threads_set, check_thread_count
 
 
 def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
-           kkt_solver: str = "auto") -> ca.Function:
+           kkt_solver: str = "auto", hessian: str = "exact") -> ca.Function:
     """``casadi.nlpsol(name, plugin, nlp, options)`` with fast exact derivatives.
 
     ``nlp`` holds ``x`` and optionally ``p``, ``f``, ``g`` (MX or SX), as for ``casadi.nlpsol``.
@@ -39,7 +39,11 @@ def nlpsol(name: str, plugin: str, nlp: dict, options: dict | None = None, *,
     holds a gray box is refused (CasADi cannot load a Python callback).
     ``kkt_solver``: IPOPT's linear solver, "auto" (dense KKT matrices get nncas's dense
     LDL^T), "dense" or "ipopt" (IPOPT's own options); see :mod:`nncas.kkt`.
+    ``hessian``: "exact" (default) or "limited-memory": IPOPT's L-BFGS Hessian from the exact
+    gradients and Jacobians (``ipopt.hessian_approximation``), no Hessian built or evaluated;
+    more iterations, each far cheaper where the network is large (docs/kkt.md#limited-memory-hessian).
     """
+    options = with_hessian(plugin, options, hessian)
     planned = plan(*checked_nlp(nlp), plugin, options, kkt_solver)
     return _Solver(ca.nlpsol(name, plugin, nlp, planned.options), planned.linear_solver)
 
@@ -88,7 +92,7 @@ class _Solver(ca.Function):
 
 def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
            plugin_options: dict | None = None, blas_threads: int | None = None, *,
-           kkt_solver: str = "auto") -> float:
+           kkt_solver: str = "auto", hessian: str = "exact") -> float:
     """``opti.solver(plugin, options[, plugin_options])`` with fast exact derivatives; returns
     the construction seconds.
 
@@ -102,12 +106,13 @@ def solver(opti: ca.Opti, plugin: str = "ipopt", options: dict | None = None,
 
     ``blas_threads``: the threads of CasADi's own BLAS (IPOPT's linear algebra) while
     ``opti.solve()`` runs, restored afterwards (:mod:`nncas.threads`); 1 avoids a fight for the
-    cores with a torch gray box on the CPU. None (default) leaves it alone. ``kkt_solver`` as for :func:`nlpsol`.
+    cores with a torch gray box on the CPU. None (default) leaves it alone. ``kkt_solver`` and ``hessian`` as for :func:`nlpsol`.
     """
     if not isinstance(opti, ca.Opti):
         raise InputTypeError(f"nncas.solver needs a casadi.Opti, got {type(opti).__name__}; for an nlp dict "
                              "use nncas.nlpsol.")
     check_plugin(plugin, options)
+    options = with_hessian(plugin, options, hessian)
     if plugin_options is not None and not isinstance(plugin_options, dict):
         raise InputTypeError(f"plugin_options must be a dict, got {type(plugin_options).__name__}.")
     if blas_threads is not None:

@@ -11,7 +11,7 @@ import casadi as ca
 from ..derivatives import UPPER_TRIANGLE_PLUGINS, call_nodes, derivative_functions, inlined
 from ..errors import InputError, InputTypeError
 from .shape import bounds_as_bounds, nlp_shape
-from .solvers import SOLVERS, solver_for_shape
+from .solvers import SOLVERS, given_ipopt_options, solver_for_shape
 
 #: the cache keys each kind of plugin evaluates at every iteration (IPOPT's, sqpmethod's)
 ITERATION_KEYS = (("nlp_grad_f", "nlp_jac_g", "nlp_hess_l"), ("nlp_jac_fg", "nlp_hess_l"))
@@ -44,8 +44,9 @@ def plan(x, p, f, g, plugin: str, options: dict | None = None, kkt_solver: str =
     """
     check_plugin(plugin, options)
     options = dict(options or {})
+    exact = exact_hessian(plugin, options)
     functions = derivatives(x, p, f, g, plugin, options)
-    described = {**(functions or derivative_functions(x, p, f, g)), **options.get("cache", {})}
+    described = {**(functions or derivative_functions(x, p, f, g, hessian=exact)), **options.get("cache", {})}
     shape = nlp_shape(described, {"detect_simple_bounds": options.get("detect_simple_bounds", decide_bounds)})
     if decide_bounds and "detect_simple_bounds" not in options:
         options["detect_simple_bounds"] = bounds_as_bounds(shape)
@@ -82,17 +83,45 @@ def derivatives(x, p, f, g, plugin: str, options: dict) -> dict | None:
     to those of its expression: the same happens here, in SX, or in MX with every MX Function
     call inlined when the problem holds gray boxes.
     """
-    upper = plugin in UPPER_TRIANGLE_PLUGINS
+    upper, hessian = plugin in UPPER_TRIANGLE_PLUGINS, exact_hessian(plugin, options)
     if not (options.get("expand") and not options.get("postpone_expand")) or not isinstance(x, ca.MX):
-        return derivative_functions(x, p, f, g, upper=upper)
+        return derivative_functions(x, p, f, g, upper=upper, hessian=hessian)
     expanded = ca.Function("nlp", [x, p], [f, g]).expand()
     if not any(expanded.instruction_id(k) == ca.OP_CALL for k in range(expanded.n_instructions())):
         xs, ps = ca.SX.sym("x", x.sparsity()), ca.SX.sym("p", p.sparsity())
-        return derivative_functions(xs, ps, *expanded(xs, ps), upper=upper)
+        return derivative_functions(xs, ps, *expanded(xs, ps), upper=upper, hessian=hessian)
     f, g = inlined([f, g])
     if any(node.which_function().class_name() == "SXFunction" for node in call_nodes([f, g])):
         return None  # an SX Function beside gray boxes: only CasADi's expansion reproduces it
-    return derivative_functions(x, p, f, g, upper=upper)
+    return derivative_functions(x, p, f, g, upper=upper, hessian=hessian)
+
+
+#: ``hessian=`` of :func:`nncas.nlpsol` and :func:`nncas.solver`
+HESSIANS = ("exact", "limited-memory")
+
+
+def with_hessian(plugin: str, options: dict | None, hessian: str) -> dict | None:
+    """``options`` with IPOPT's ``hessian_approximation`` for ``hessian``: "exact" (the
+    options' own choice, by default IPOPT's exact Hessian) or "limited-memory" (L-BFGS from
+    the exact gradients and Jacobians; IPOPT only). Refuses a conflict with the options."""
+    if not isinstance(hessian, str) or hessian not in HESSIANS:
+        raise InputError(f"hessian={hessian!r}; use one of {', '.join(map(repr, HESSIANS))}.")
+    if hessian == "exact":
+        return options
+    if plugin != "ipopt":
+        raise InputError(f"hessian='limited-memory' is IPOPT's quasi-Newton Hessian; plugin {plugin!r} has its own "
+                         "options for that (e.g. sqpmethod's hessian_approximation).")
+    given = given_ipopt_options(dict(options or {})).get("hessian_approximation", hessian)
+    if given != hessian:
+        raise InputError(f"hessian='limited-memory' and the options' ipopt.hessian_approximation={given!r} "
+                         "disagree; drop one of them.")
+    return {**(options or {}), "ipopt.hessian_approximation": hessian}
+
+
+def exact_hessian(plugin: str, options: dict) -> bool:
+    """Whether the plugin evaluates the Lagrangian's Hessian (nlp_hess_l) with these options:
+    not IPOPT with ``hessian_approximation = limited-memory``."""
+    return not (plugin == "ipopt" and given_ipopt_options(options).get("hessian_approximation") == "limited-memory")
 
 
 def _offered(functions: dict | None, options: dict) -> dict:

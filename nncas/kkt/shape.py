@@ -139,9 +139,13 @@ def _triplet(sparsity: ca.Sparsity) -> tuple[np.ndarray, np.ndarray]:
 
 def nlp_shape(functions: dict, options: dict | None) -> KktShape:
     """The KKT shape of an NLP from its derivative functions (``nlp_hess_l``, ``nlp_jac_g``)
-    and its nlpsol options (``detect_simple_bounds``)."""
-    return kkt_shape(functions["nlp_hess_l"].sparsity_out(0), functions["nlp_jac_g"].sparsity_out(1),
-                     bound_rows=bool((options or {}).get("detect_simple_bounds", False)))
+    and its nlpsol options (``detect_simple_bounds``). Without ``nlp_hess_l`` (IPOPT's
+    limited-memory Hessian) the Hessian block is diagonal: IPOPT factorizes the KKT matrix of
+    sigma I and corrects for the quasi-Newton update by low-rank solves."""
+    jacobian = functions["nlp_jac_g"].sparsity_out(1)
+    hessian = (functions["nlp_hess_l"].sparsity_out(0) if "nlp_hess_l" in functions
+               else ca.Sparsity.diag(jacobian.size2()))
+    return kkt_shape(hessian, jacobian, bound_rows=bool((options or {}).get("detect_simple_bounds", False)))
 
 
 def bounds_as_bounds(shape_with_bounds: KktShape) -> bool:
