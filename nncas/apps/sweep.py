@@ -315,8 +315,9 @@ def sweep_client(workers: int | None = None, scheduler: str | None = None) -> It
 
 
 def describe(client) -> str:
-    """``N worker(s) at ADDRESS`` for log lines."""
-    workers = len(client.scheduler_info().get("workers", {}))
+    """``N worker(s) at ADDRESS`` for log lines (asked of the scheduler now: the client's cached
+    ``scheduler_info`` can predate the workers' registration and say 0)."""
+    workers = len(client.nthreads())
     return f"{workers} dask worker{'s' if workers != 1 else ''} at {client.scheduler.address}"
 
 
