@@ -3,19 +3,13 @@
 ``pip install`` builds it with the package (setup.py); :func:`build` compiles a copy elsewhere
 (tests, benchmarks of older versions), and ``python -m nncas.kkt.build`` rebuilds the one in a
 source checkout after ``dense_ldlt.c`` changed. The library links no BLAS: :func:`nncas.kkt.load`
-binds SciPy's LAPACK at run time. The compiler is ``$CC`` or ``cc``; the result is written
-atomically.
+binds SciPy's LAPACK at run time. Compiled by :func:`nncas.native.compile_library`.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-from ..errors import NncasError
+from ..native import compile_library, main
 from .library import LIBRARY
 
 SOURCE = Path(__file__).resolve().with_name("dense_ldlt.c")
@@ -23,27 +17,8 @@ SOURCE = Path(__file__).resolve().with_name("dense_ldlt.c")
 
 def build(target: Path = LIBRARY) -> Path:
     """Compile and link the library to ``target``; returns it."""
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise NncasError("no C compiler (cc or gcc) found; install one, or set CC.")
-    with tempfile.TemporaryDirectory(dir=target.parent) as folder:
-        partial = Path(folder) / target.name
-        command = [compiler, "-O3", "-shared", "-fPIC", str(SOURCE), "-o", str(partial), "-lm"]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise NncasError(f"compiling {SOURCE.name} failed:\n{result.stderr.strip()}")
-        os.replace(partial, target)
-    return target
-
-
-def main() -> None:
-    try:
-        path = build()
-    except NncasError as error:
-        print(f"nncas.kkt.build: {error}", file=sys.stderr)
-        sys.exit(1)
-    print(f"built {path}")
+    return compile_library(SOURCE, target, "-O3", ("-lm",))
 
 
 if __name__ == "__main__":
-    main()
+    main("nncas.kkt.build", build)
