@@ -48,6 +48,23 @@ def _reference(net, batch):
     return solver(x0=0, lbx=-1, ubx=1)["x"].full().ravel()
 
 
+def _solved_after_the_nlp_is_dropped(make_solver, built, expected, atol):
+    """Build a solver from ``built`` = (nlp dict, bounds, weak reference to the gray box's
+    evaluator) with ``make_solver(nlp)``, drop the nlp, solve (x's first entries as
+    ``expected``), then drop the solver: the gray box lives exactly as long as the solver."""
+    nlp, bounds, evaluator = built
+    solver = make_solver(nlp)
+    del nlp, built
+    gc.collect()
+    assert evaluator() is not None
+    x = solver(**bounds)["x"].full().ravel()[:expected.size]
+    assert solver.stats()["success"]
+    np.testing.assert_allclose(x, expected, atol=atol)
+    del solver
+    gc.collect()
+    assert evaluator() is None
+
+
 CASES = [(route, output, graybox_input, batch) for route in ("casadi", "nncas")
          for output in ("expression", "variables") for graybox_input in ("direct", "lifted") for batch in (1, 3)]
 
@@ -55,45 +72,30 @@ CASES = [(route, output, graybox_input, batch) for route in ("casadi", "nncas")
 @pytest.mark.parametrize("route, output, graybox_input, batch", CASES)
 def test_a_helper_built_gray_box_lives_with_its_solver_and_no_longer(route, output, graybox_input, batch):
     net = _net()
-    nlp, bounds, evaluator = _built_in_a_helper(net, batch, graybox_output=output, graybox_input=graybox_input)
-    solver = (ca.nlpsol if route == "casadi" else nncas.nlpsol)("S", "ipopt", nlp, QUIET)
-    del nlp
-    gc.collect()
-    assert evaluator() is not None
-    x = solver(**bounds)["x"].full().ravel()[:2 * batch]
-    assert solver.stats()["success"]
-    np.testing.assert_allclose(x, _reference(net, batch), atol=1e-7)
-    del solver
-    gc.collect()
-    assert evaluator() is None
+    _solved_after_the_nlp_is_dropped(
+        lambda nlp: (ca.nlpsol if route == "casadi" else nncas.nlpsol)("S", "ipopt", nlp, QUIET),
+        _built_in_a_helper(net, batch, graybox_output=output, graybox_input=graybox_input),
+        _reference(net, batch), atol=1e-7)
 
 
 @pytest.mark.parametrize("route", ["casadi", "nncas"])
 def test_a_helper_built_gray_box_lives_through_sx_expansion(route):
     """``expand``: CasADi turns the graph into SX, the gray box's call and its keeper with it."""
     net = _net()
-    nlp, bounds, evaluator = _built_in_a_helper(net, 3, graybox_output="variables", graybox_input="direct")
-    solver = (ca.nlpsol if route == "casadi" else nncas.nlpsol)("S", "ipopt", nlp, {**QUIET, "expand": True})
-    del nlp
-    gc.collect()
-    np.testing.assert_allclose(solver(**bounds)["x"].full().ravel()[:6], _reference(net, 3), atol=1e-7)
-    del solver
-    gc.collect()
-    assert evaluator() is None
+    _solved_after_the_nlp_is_dropped(
+        lambda nlp: (ca.nlpsol if route == "casadi" else nncas.nlpsol)("S", "ipopt", nlp, {**QUIET, "expand": True}),
+        _built_in_a_helper(net, 3, graybox_output="variables", graybox_input="direct"),
+        _reference(net, 3), atol=1e-7)
 
 
 @pytest.mark.parametrize("route", ["casadi", "nncas"])
 def test_a_helper_built_l4casadi_gray_box_solves(route):
     pytest.importorskip("l4casadi")
     net = _net()
-    nlp, bounds, evaluator = _built_in_a_helper(net, 2, backend="l4casadi", graybox_output="variables")
-    solver = (ca.nlpsol if route == "casadi" else nncas.nlpsol)("S", "ipopt", nlp, {**QUIET, "ipopt.tol": 1e-6})
-    del nlp
-    gc.collect()
-    np.testing.assert_allclose(solver(**bounds)["x"].full().ravel()[:4], _reference(net, 2), atol=1e-4)
-    del solver
-    gc.collect()
-    assert evaluator() is None
+    _solved_after_the_nlp_is_dropped(
+        lambda nlp: (ca.nlpsol if route == "casadi" else nncas.nlpsol)("S", "ipopt", nlp, {**QUIET, "ipopt.tol": 1e-6}),
+        _built_in_a_helper(net, 2, backend="l4casadi", graybox_output="variables"),
+        _reference(net, 2), atol=1e-4)
 
 
 def _opti(net, batch, solver):
@@ -193,11 +195,5 @@ def test_a_freshly_built_keeper_keeps_a_gray_box(monkeypatch, tmp_path):
     """``python -m nncas.oracles.build`` compiles keeper.c into a library that works."""
     monkeypatch.setattr(keeper, "LIBRARY", build(tmp_path / "libnncas_keeper.so"))
     net = _net()
-    nlp, bounds, evaluator = _built_in_a_helper(net, 1, graybox_input="direct")
-    solver = nncas.nlpsol("S", "ipopt", nlp, QUIET)
-    del nlp
-    gc.collect()
-    np.testing.assert_allclose(solver(**bounds)["x"].full().ravel(), _reference(net, 1), atol=1e-7)
-    del solver
-    gc.collect()
-    assert evaluator() is None
+    _solved_after_the_nlp_is_dropped(lambda nlp: nncas.nlpsol("S", "ipopt", nlp, QUIET),
+                                     _built_in_a_helper(net, 1, graybox_input="direct"), _reference(net, 1), atol=1e-7)
