@@ -7,10 +7,16 @@ IPOPT's own) are what issue 17's launch-bound target is about (at most 5 ms per 
 to 50M parameters on a GPU). The first call of each kind includes the device's warm-up, so
 ``--warmup`` solves once before the timed solve.
 
+Inside against outside (issue 23's per-call overhead): after the solve the same oracle's Hessian
+is timed alone at the solution (best of several calls, new multipliers each time, the
+Jacobian at that point already known as in IPOPT), and both are set against the float64 GEMM
+bound 2 n P / R, R the machine's matrix-product rate measured in the same run.
+
     python -m benchmarks.iteration [--scopf 100,1000,2000,4000] [--mnist 1024,4096] [--device cuda]
 """
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 
@@ -19,7 +25,7 @@ import numpy as np
 import torch
 
 import nncas
-from benchmarks.oracle import mnist_classifier, scopf_surrogate
+from benchmarks.oracle import matmul_rate, mnist_classifier, scopf_surrogate, time_call
 from benchmarks.report import cpu_name, whole_numbers
 from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, raise_if_interrupted, run_main
 from nncas.devices import resolve_device
@@ -30,7 +36,8 @@ def solve_once(net, n_in: int, device: str, target: int, margin: float) -> dict:
     """One solve; per-iteration milliseconds by part and the oracle's evaluation counts."""
     x_ref = np.linspace(0.2, 0.8, n_in)
     x = ca.MX.sym("x", n_in)
-    e = nncas.embed(net, x, formulation="graybox", device=device, x0=x_ref)
+    e = nncas.embed(net, x, formulation="graybox", device=device, x0=x_ref,
+                    graybox_input="direct")  # the whole network at x: the 2 n P bound applies
     y0 = float(np.asarray(e.oracle.function(x_ref)).ravel()[target])
     solver = nncas.nlpsol("S", "ipopt", {"x": x, "f": ca.sumsqr(x - x_ref), "g": e.y[target]},
                           {"ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes", "record_time": True,
@@ -39,9 +46,17 @@ def solve_once(net, n_in: int, device: str, target: int, margin: float) -> dict:
     raise_if_interrupted(solver.stats()["return_status"])
     s = nncas.problem_stats(solver, result)
     per = 1e3 / max(s.iterations, 1)
+    calls = max(solver.stats().get("n_call_nlp_hess_l", 0), 1)
+    u = np.asarray(result["x"]).ravel()
+    lam = np.zeros(e.y.numel())
+    lam[target] = float(result["lam_g"][0]) or 1.0  # the multiplier IPOPT weighs the output with
+    e.oracle.jacobian(u)
+    signs = itertools.cycle((1.0, -1.0))  # new multipliers every call: no cached Hessian
+    alone = time_call(lambda: e.oracle.hessian(u, next(signs) * lam))
     return {"status": s.status, "iterations": s.iterations, "per_iteration_ms": s.total_s * per,
             "hessian_ms": s.hessian_s * per, "jacobian_ms": s.jacobian_s * per,
-            "function_ms": (s.function_s + s.gradient_s) * per, "ipopt_ms": s.solver_s * per}
+            "function_ms": (s.function_s + s.gradient_s) * per, "ipopt_ms": s.solver_s * per,
+            "hessian_call_ms": 1e3 * s.hessian_s / calls, "hessian_alone_ms": 1e3 * alone}
 
 
 def main(argv=None):
@@ -60,17 +75,22 @@ def main(argv=None):
     with casadi_blas_threads_set(1):  # torch shares the CPU with IPOPT (docs/oracle.md#threads)
         name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else cpu_name()
         print(f"device: {name} ({args.device})")
-        print("| problem | params | status | iterations | ms / iteration | Hessian | Jacobian | functions | IPOPT |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| problem | params | status | iterations | ms / iteration | Hessian | Jacobian | functions | IPOPT "
+              "| Hessian call in IPOPT | alone | bound | in IPOPT / bound | alone / bound |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for problem, net, n_in, target, margin in cells:
             if args.warmup:
                 solve_once(net, n_in, args.device, target, margin)
             row = solve_once(net, n_in, args.device, target, margin)
             params = sum(p.numel() for p in net.parameters())
+            rate = max(matmul_rate(torch.device(args.device)) for _ in range(2))
+            bound = 1e3 * 2 * n_in * params / rate
             print(f"| {problem} | {params:,} | {row['status']} | {row['iterations']} | {row['per_iteration_ms']:.1f} | "
-                  f"{row['hessian_ms']:.1f} | {row['jacobian_ms']:.1f} | {row['function_ms']:.1f} | {row['ipopt_ms']:.1f} |",
+                  f"{row['hessian_ms']:.1f} | {row['jacobian_ms']:.1f} | {row['function_ms']:.1f} | {row['ipopt_ms']:.1f} | "
+                  f"{row['hessian_call_ms']:.1f} | {row['hessian_alone_ms']:.1f} | {bound:.1f} | "
+                  f"{row['hessian_call_ms'] / bound:.2f} | {row['hessian_alone_ms'] / bound:.2f} |", flush=True)
+            print(json.dumps({"problem": problem, "params": params, "gemm_gflops": rate / 1e9, "bound_ms": bound, **row}),
                   flush=True)
-            print(json.dumps({"problem": problem, "params": params, **row}), flush=True)
     return 0
 
 

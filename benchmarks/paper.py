@@ -17,6 +17,11 @@ Formulations: ``full`` (start values from a forward pass), ``full-cold`` (every 
 variable starts at 0), ``full-bounds`` (interval bounds on intermediates from the input box),
 ``reduced`` (one nested expression), ``graybox`` (with each of ``--backends``).
 
+Hessian routes (``--hessians``): ``exact`` (the default; CasADi's and the gray box's exact
+Hessian of the Lagrangian), ``limited-memory`` (IPOPT's L-BFGS from exact gradients and
+Jacobians, no Hessian built) and ``float32`` (torch gray boxes only: the network's Hessian from
+float32 weights, ``hessian_dtype``); each record names the route it ran (``hessian``).
+
 Problems: ``mnist`` (paper problem 7; sizes are hidden widths of Table 1; classifiers are
 trained once and cached, see ``vision.train``) and ``scopf`` (paper problem 8 on Hawaii 37;
 sizes are surrogate widths, see ``power.tscopf``; the case and the authors' samples are read
@@ -28,6 +33,7 @@ import json
 import math
 import multiprocessing
 import os
+import resource
 import signal
 import sys
 import time
@@ -41,6 +47,7 @@ from nncas.errors import InputError
 FORMULATIONS = ("full", "full-cold", "full-bounds", "reduced", "graybox")
 BACKENDS = ("torch", "l4casadi")
 PROBLEMS = ("mnist", "scopf")
+HESSIANS = ("exact", "limited-memory", "float32")
 GRACE_S = 60  # after IPOPT's own wall-time limit, before the cell's process is stopped
 HAWAII37_ENV = "NNCAS_HAWAII37"  # folder with the Hawaii 37 case and the authors' samples
 
@@ -56,11 +63,16 @@ def _blas_threads(options):
     return 1 if options.get("formulation") == "graybox" and options.get("device") == "cpu" else None
 
 
-def _solve(opti, time_limit, blas_threads=None):
+def _solver_hessian(hessian):
+    """``nncas.solver``'s ``hessian`` for a route (a float32 Hessian is the gray box's business)."""
+    return "exact" if hessian == "float32" else hessian
+
+
+def _solve(opti, time_limit, blas_threads=None, hessian="exact"):
     """Solve with nncas.solver under IPOPT's wall-time limit; returns problem_stats as dict."""
     import nncas
 
-    build = nncas.solver(opti, "ipopt", _ipopt_options(time_limit), blas_threads=blas_threads)
+    build = nncas.solver(opti, "ipopt", _ipopt_options(time_limit), blas_threads=blas_threads, hessian=hessian)
     try:
         sol = opti.solve()
     except RuntimeError:  # not converged or stopped: keep what IPOPT reports
@@ -71,10 +83,13 @@ def _solve(opti, time_limit, blas_threads=None):
     return stats
 
 
-def _predictor_options(formulation, backend, device, input_bounds=None):
-    """``nncas.add_predictor`` options for one of FORMULATIONS."""
+def _predictor_options(formulation, backend, device, input_bounds=None, hessian="exact"):
+    """``nncas.add_predictor`` options for one of FORMULATIONS and a Hessian route."""
     if formulation == "graybox":
-        return {"formulation": "graybox", "backend": backend, "device": device}
+        import torch
+
+        low = {"hessian_dtype": torch.float32} if hessian == "float32" else {}
+        return {"formulation": "graybox", "backend": backend, "device": device, **low}
     if formulation == "full-bounds":
         if input_bounds is None:
             raise ValueError("full-bounds needs an input box; it is offered for --problem mnist only.")
@@ -89,7 +104,7 @@ def _cold_start(opti, form, formulation):
             opti.set_initial(variable, 0)
 
 
-def mnist_cell(size, formulation, backend, device, time_limit):
+def mnist_cell(size, formulation, backend, device, time_limit, hessian="exact"):
     """Paper problem 7 on test image 0, target (label + 1) mod 10, width-``size`` classifier."""
     import numpy as np
 
@@ -101,15 +116,15 @@ def mnist_cell(size, formulation, backend, device, time_limit):
     _, target = check_request(0, None, data.test_labels)
     net, meta = ensure_classifier(size, data=data)
     x_ref = as_inputs(data.test_images[:1])[0].astype(np.float64)
-    options = _predictor_options(formulation, backend, device, (0.0, 1.0))
+    options = _predictor_options(formulation, backend, device, (0.0, 1.0), hessian)
     tic = time.perf_counter()
     opti, _, form = build_adversarial(net, x_ref, target, **options)
     _cold_start(opti, form, formulation)
     build = time.perf_counter() - tic
-    return {"params": meta["n_parameters"], "build_s": build, **_solve(opti, time_limit, _blas_threads(options))}
+    return {"params": meta["n_parameters"], "build_s": build, **_solve(opti, time_limit, _blas_threads(options), _solver_hessian(hessian))}
 
 
-def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000):
+def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000, hessian="exact"):
     """Paper problem 8 on Hawaii 37 with the width-``size`` frequency surrogate, trained once on
     the authors' 110 samples for ``epochs`` and cached
     (``<cache>/power/hawaii37_authors_w<size>[_e<epochs>].h5``)."""
@@ -119,7 +134,7 @@ def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000):
     from power import surrogate, tscopf
     from power.dynamic_data import load_case
 
-    options = _predictor_options(formulation, backend, device)
+    options = _predictor_options(formulation, backend, device, hessian=hessian)
     folder = Path(os.environ.get(HAWAII37_ENV, Path(__file__).resolve().parents[2] / "shared" / "hawaii37"))
     model = cache_root() / "power" / f"hawaii37_authors_w{size}{'' if epochs == 3000 else f'_e{epochs}'}.h5"
     if not model.is_file():
@@ -133,14 +148,16 @@ def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000):
     if formulation == "full-cold":  # every intermediate variable starts at 0
         problem.args["x0"][problem.x.numel():] = 0
     result = tscopf.solve_tscopf(problem, net, _ipopt_options(time_limit), simulate=False,
-                                 blas_threads=_blas_threads(options))
+                                 blas_threads=_blas_threads(options), hessian=_solver_hessian(hessian))
     return {"params": meta["n_parameters"], "build_s": problem.build_time_s, **result.stats.as_dict(),
             "solver_build_s": result.solver_setup_s}
 
 
 # cells ---------------------------------------------------------------------------------
 def cell_key(cell: dict) -> tuple:
-    return tuple(cell.get(k) for k in ("problem", "size", "formulation", "backend", "device", "threads"))
+    """A cell's identity; records from before the Hessian route was recorded ran the exact one."""
+    return tuple(cell.get(k) for k in ("problem", "size", "formulation", "backend", "device", "threads")) + (
+        cell.get("hessian", "exact"),)
 
 
 def _run_cell(cell, queue):
@@ -155,11 +172,12 @@ def _run_cell(cell, queue):
     try:
         if cell["problem"] == "mnist":
             stats = mnist_cell(cell["size"], cell["formulation"], cell["backend"], cell["device"],
-                               cell["time_limit_s"])
+                               cell["time_limit_s"], cell["hessian"])
         else:
             stats = scopf_cell(cell["size"], cell["formulation"], cell["backend"], cell["device"],
-                               cell["time_limit_s"], cell["surrogate_epochs"])
-        queue.put({"ok": stats})
+                               cell["time_limit_s"], cell["surrogate_epochs"], cell["hessian"])
+        # ru_maxrss: the cell process's peak resident memory, in KiB on Linux
+        queue.put({"ok": {**stats, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}})
     except Exception as error:  # reported in the record, the run goes on with the next cell
         queue.put({"error": f"{type(error).__name__}: {error}"})
 
@@ -230,6 +248,7 @@ def append_record(path: Path, record: dict):
 # rendering -----------------------------------------------------------------------------
 def _label(r):
     label = r["formulation"] + (f" {r['backend']}/{r['device']}" if r["formulation"] == "graybox" else "")
+    label += {"exact": "", "limited-memory": ", L-BFGS", "float32": ", float32 Hessian"}[r.get("hessian", "exact")]
     return label + (f", {r['threads']} thread{'s' * (r['threads'] > 1)}" if r.get("threads") else "")
 
 
@@ -269,13 +288,14 @@ def tables(records: list[dict]) -> str:
             cells = [_outcome(by[size, label]) if (size, label) in by else "" for label in labels]
             lines.append(f"| {size} | {params.get(size, 0):,} | " + " | ".join(cells) + " |")
         lines += ["", f"## {problem}: share of time (Table 4): function / Jacobian / Hessian / solver", "",
-                  "| size | formulation | function | Jacobian | Hessian | solver | per iteration |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| size | formulation | function | Jacobian | Hessian | solver | per iteration | peak memory |",
+                  "|---|---|---|---|---|---|---|---|"]
         for size, label, r in holding("shares"):
             s = r["shares"]
             lines.append(f"| {size} | {label} | {s['function'] + s['gradient']:.0%} | "
                          f"{s['jacobian']:.0%} | {s['hessian']:.0%} | {s['solver']:.0%} | "
-                         f"{1e3 * r['per_iteration_s']:.1f} ms |")
+                         f"{1e3 * r['per_iteration_s']:.1f} ms | "
+                         + (f"{r['peak_rss_gb']:.1f} GB |" if "peak_rss_gb" in r else "|"))
         lines.append("")
     return "\n".join(lines)
 
@@ -342,15 +362,19 @@ def check_out_folder(out: Path) -> None:
         check_output_path(out / name, "--out")
 
 
-def cells(problem, sizes, formulations, backends, device, time_limit, threads=None, surrogate_epochs=3000):
+def cells(problem, sizes, formulations, backends, device, time_limit, threads=None, surrogate_epochs=3000,
+          hessians=("exact",)):
     out = []
     for size in sizes:
         for formulation in formulations:
             for backend in (backends if formulation == "graybox" else ["-"]):
-                out.append({"problem": problem, "size": size, "formulation": formulation,
-                            "backend": backend, "device": device if formulation == "graybox" else "cpu",
-                            "time_limit_s": time_limit, "threads": threads,
-                            **({"surrogate_epochs": surrogate_epochs} if problem == "scopf" else {})})
+                for hessian in hessians:
+                    if hessian == "float32" and (formulation, backend) != ("graybox", "torch"):
+                        continue  # only nncas's torch gray box computes its Hessian in float32
+                    out.append({"problem": problem, "size": size, "formulation": formulation,
+                                "backend": backend, "device": device if formulation == "graybox" else "cpu",
+                                "time_limit_s": time_limit, "threads": threads, "hessian": hessian,
+                                **({"surrogate_epochs": surrogate_epochs} if problem == "scopf" else {})})
     return out
 
 
@@ -362,6 +386,8 @@ def main(argv=None):
                         help=f"comma-separated, from {', '.join(FORMULATIONS)}")
     parser.add_argument("--backends", default="torch", help="gray-box backends: torch,l4casadi")
     parser.add_argument("--device", default="cpu", help="gray-box device: cpu or cuda")
+    parser.add_argument("--hessians", default="exact",
+                        help=f"comma-separated Hessian routes, from {', '.join(HESSIANS)} (default: exact)")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per cell")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per cell (default torch's; part of the cell's identity)")
@@ -382,6 +408,7 @@ def main(argv=None):
     try:
         formulations = _list(args.formulations, FORMULATIONS, "formulation")
         backends = _list(args.backends, BACKENDS, "backend")
+        hessians = _list(args.hessians, HESSIANS, "Hessian route")
         check_out_folder(out)
     except BAD_INPUT as err:
         return fail(parser, err, args.debug)
@@ -390,13 +417,13 @@ def main(argv=None):
     if not args.render_only:
         records = load_records(results)
         todo = pending(cells(args.problem, args.sizes, formulations, backends, args.device, args.time_limit,
-                             args.threads, args.surrogate_epochs), records)
+                             args.threads, args.surrogate_epochs, hessians), records)
         done = len(records)
         info = machine()
         print(f"{len(todo)} cells to run ({done} recorded in {results}); machine: {info}", flush=True)
         for index, cell in enumerate(todo, 1):
             print(f"[{index}/{len(todo)}] {cell['problem']} {cell['size']} {cell['formulation']} "
-                  f"{cell['backend']} {cell['device']} ...", end=" ", flush=True)
+                  f"{cell['backend']} {cell['device']} {cell['hessian']} ...", end=" ", flush=True)
             record = {**run_cell(cell), "machine": info}
             append_record(results, record)
             errors += record.get("status") == "error"

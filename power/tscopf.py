@@ -157,15 +157,17 @@ class TscopfResult:
 
 
 def solve_tscopf(problem: TscopfProblem, net: torch.nn.Module, options: dict | None = None,
-                 dynamics=None, simulate: bool = True, blas_threads: int | None = None) -> TscopfResult:
+                 dynamics=None, simulate: bool = True, blas_threads: int | None = None,
+                 hessian: str = "exact") -> TscopfResult:
     """Solve with ``nncas.nlpsol``, then re-check the frequency constraint with torch and
     (``simulate``) the simulator; ``dynamics`` is a :class:`power.dynamic_data.DynamicData`
-    (default: the case's); ``blas_threads``: CasADi's BLAS threads during the solve (:func:`nncas.threads.casadi_blas_threads_set`)."""
+    (default: the case's); ``blas_threads``: CasADi's BLAS threads during the solve (:func:`nncas.threads.casadi_blas_threads_set`);
+    ``hessian``: :func:`nncas.nlpsol`'s Hessian route."""
     # IPOPT moves a start point bound_push into its bounds; a previous solution sits on them
     warm = WARM_START_OPTIONS if problem.warm_start else {}
     started = time.perf_counter()
     solver = nncas.nlpsol("tscopf", "ipopt", problem.nlp,
-                          {**IPOPT_OPTIONS, **warm, "record_time": True, **(options or {})})
+                          {**IPOPT_OPTIONS, **warm, "record_time": True, **(options or {})}, hessian=hessian)
     setup = time.perf_counter() - started
     with casadi_blas_threads_set(blas_threads):
         result = solver(**problem.args)  # a failed solve returns IPOPT's last iterate

@@ -46,3 +46,22 @@ def test_tables_follow_the_papers_layout():
     assert "| 128 | 128,000 | 2.0 s, 10 it | 2.0 s, 10 it |" in text
     assert "> 60 s" in text
     json.dumps(records)  # records stay JSON
+
+
+def test_the_hessian_route_is_part_of_a_cells_identity_and_label():
+    """A limited-memory cell is not an exact one; old records without the route ran exact."""
+    exact, limited = paper.cells("mnist", [128], ["graybox"], ["torch"], "cpu", 60.0,
+                                 hessians=("exact", "limited-memory"))
+    assert (exact["hessian"], limited["hessian"]) == ("exact", "limited-memory")
+    old = {k: v for k, v in _record(128, "graybox").items() if k != "hessian"}
+    assert paper.pending([exact, limited], [old]) == [limited]
+    text = paper.tables([_record(128, "graybox"), {**_record(128, "graybox"), **limited, "peak_rss_gb": 1.25}])
+    assert "graybox torch/cpu, L-BFGS" in text and "| 1.2 GB |" in text
+
+
+def test_a_float32_hessian_is_planned_for_torch_gray_boxes_only():
+    planned = paper.cells("mnist", [128], ["reduced", "graybox"], ["torch", "l4casadi"], "cpu", 60.0,
+                          hessians=("exact", "float32"))
+    low = [(c["formulation"], c["backend"]) for c in planned if c["hessian"] == "float32"]
+    assert low == [("graybox", "torch")] and len(planned) == 4
+    assert "graybox torch/cpu, float32 Hessian" in paper.tables([{**_record(128, "graybox"), **planned[-2]}])

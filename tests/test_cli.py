@@ -98,6 +98,8 @@ def test_dead_dask_scheduler_fails_before_creating_the_file(tmp_path, capsys):
     ("benchmarks.paper", ["--problem", "mnist", "--sizes", "12x", "--out", "o"], "argument --sizes: '12x'"),
     ("benchmarks.paper", ["--problem", "mnist", "--sizes", "128", "--formulations", "fool", "--out", "o"],
      "unknown formulation fool"),
+    ("benchmarks.paper", ["--problem", "mnist", "--sizes", "128", "--hessians", "exact,bfgs", "--out", "o"],
+     "unknown Hessian route bfgs"),
     ("benchmarks.paper", ["--problem", "mnist", "--sizes", "128", "--device", "tpu", "--out", "o"],
      "--device 'tpu': use cpu or cuda"),
     ("benchmarks.paper", ["--problem", "mnist", "--sizes", "128", "--out", "/proc/nncas-test"],

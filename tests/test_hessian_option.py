@@ -1,11 +1,13 @@
-"""``hessian="limited-memory"``: IPOPT's quasi-Newton Hessian from nncas's exact gradients and
-Jacobians, on every formulation and both routes; the same optimum as the exact Hessian."""
+"""Hessian routes: ``hessian="limited-memory"`` (IPOPT's quasi-Newton Hessian from nncas's exact
+gradients and Jacobians, on every formulation and both routes) and a gray box's float32 Hessian
+(``hessian_dtype``); the same optimum as the exact Hessian."""
 import casadi as ca
 import numpy as np
 import pytest
 import torch
 
 import nncas
+from nncas.oracles.torch_oracle import TorchOracle
 
 QUIET = {"ipopt.print_level": 0, "ipopt.sb": "yes", "print_time": False, "ipopt.tol": 1e-10}
 
@@ -72,3 +74,35 @@ def test_a_hessian_that_cannot_be_honoured_is_refused(plugin, options, hessian, 
     nlp, _ = _nlp(_net(), "reduced")
     with pytest.raises(nncas.InputError, match=match):
         nncas.nlpsol("S", plugin, nlp, options, hessian=hessian)
+
+
+@pytest.mark.parametrize("method", ["structured", "generic"])
+def test_a_float32_hessian_is_rounded_and_nothing_else(method):
+    """hessian_dtype=float32: the Hessian from float32 weights (off by float32 rounding only),
+    values and Jacobians still float64."""
+    net = _net()
+    u, lam = np.linspace(0.1, 0.9, 6), np.array([1.0, -2.0, 0.5])
+    full = TorchOracle(net, 6, 3, torch.device("cpu"), method=method)
+    low = TorchOracle(net, 6, 3, torch.device("cpu"), method=method, hessian_dtype=torch.float32)
+    h64, h32 = full.hessian(u, lam), low.hessian(u, lam)
+    assert h32.dtype == np.float64
+    np.testing.assert_allclose(h32, h64, rtol=1e-5, atol=1e-6 * np.abs(h64).max())
+    assert not np.array_equal(h32, h64)
+    np.testing.assert_array_equal(low.value(u), full.value(u))
+    np.testing.assert_array_equal(low.jacobian(u), full.jacobian(u))
+
+
+def test_a_float32_hessian_reaches_the_exact_optimum():
+    net = _net()
+    values = {}
+    for name, hessian_dtype in (("exact", None), ("float32", torch.float32)):
+        nlp, bounds = _nlp(net, nncas.GrayBox(hessian_dtype=hessian_dtype))
+        solver = nncas.nlpsol("S", "ipopt", nlp, QUIET)
+        values[name] = float(solver(**bounds)["f"])
+        assert solver.stats()["success"]
+    assert values["float32"] == pytest.approx(values["exact"], rel=1e-8)
+
+
+def test_a_hessian_dtype_that_is_not_a_float_is_refused():
+    with pytest.raises(nncas.InputTypeError, match="hessian_dtype"):
+        nncas.embed(_net(), ca.MX.sym("x", 6), nncas.GrayBox(hessian_dtype=torch.int32))

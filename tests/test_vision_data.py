@@ -11,7 +11,7 @@ import torch
 from vision.data import FILES, MNISTError, as_inputs, fetch_mnist, load_mnist, read_idx
 from vision.models import build_classifier, check_width, n_parameters
 from vision.storage import load_classifier, save_classifier
-from vision.train import accuracy, ensure_classifier, train_classifier
+from vision.train import DEFAULTS, accuracy, ensure_classifier, recipe, standardize, train_classifier
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +153,44 @@ def test_resumed_training_equals_uninterrupted_training(small, tmp_path):
     assert meta["test_accuracy"] == accuracy(straight, small.test_images, small.test_labels) > 0.6
     with pytest.raises(ValueError, match="was made with"):
         train_classifier(128, small, epochs=2, seed=5, checkpoint=tmp_path / "ckpt.pt", log=quiet)
+
+
+def test_training_resumes_within_an_epoch(small, tmp_path):
+    """Ctrl-C half-way through an epoch: the rerun starts at the batch after the last checkpoint
+    and ends with the weights of an uninterrupted run; progress lines carry an ETA."""
+    quiet = lambda *_: None  # noqa: E731
+    recipe = {"epochs": 1, "init": "standardized", "schedule": "linear"}  # the wide networks' recipe
+    straight, _ = train_classifier(128, small, log=quiet, **recipe)
+    lines = []
+
+    def stop_half_way(line):
+        lines.append(line)
+        if "50%" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(128, small, checkpoint=tmp_path / "ckpt.pt", checkpoint_every=0.0,
+                         log=stop_half_way, **recipe)
+    assert "ETA" in lines[-1]
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert saved["epoch"] == 0 and 0 < saved["batch"] < -(-len(small.train_labels) // 128)
+    lines.clear()
+    resumed, _ = train_classifier(128, small, checkpoint=tmp_path / "ckpt.pt", log=lines.append, **recipe)
+    assert lines[0].endswith(f"after batch {saved['batch']} of epoch 1")
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_standardize_sets_the_pre_activations_mean_and_deviation(small):
+    net = build_classifier(128)
+    images = torch.from_numpy(as_inputs(small.train_images[:200]))
+    standardize(net, images, 2.0)
+    a = images
+    for module in net[:-3]:  # every hidden layer: the last Linear (the logits) is left alone
+        a = module(a)
+        if isinstance(module, torch.nn.Linear):
+            assert a.mean(0).abs().max() < 1e-4 and (a.std(0) - 2.0).abs().max() < 1e-4
+    assert recipe(8192)["init"] == "standardized" and recipe(128) == DEFAULTS
 
 
 def test_ensure_classifier_trains_once(small, tmp_path):

@@ -17,7 +17,7 @@ from .oracle import GrayBoxOracle
 
 #: backend name -> (module, evaluator class, the options it takes)
 BACKENDS = {
-    "torch": ("nncas.oracles.torch_oracle", "TorchOracle", ("dtype", "method", "translations")),
+    "torch": ("nncas.oracles.torch_oracle", "TorchOracle", ("dtype", "method", "translations", "hessian_dtype")),
     "l4casadi": ("nncas.oracles.l4casadi_oracle", "L4CasADiOracle", ()),
 }
 
