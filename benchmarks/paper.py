@@ -124,26 +124,39 @@ def mnist_cell(size, formulation, backend, device, time_limit, hessian="exact"):
     return {"params": meta["n_parameters"], "build_s": build, **_solve(opti, time_limit, _blas_threads(options), _solver_hessian(hessian))}
 
 
-def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000, hessian="exact"):
-    """Paper problem 8 on Hawaii 37 with the width-``size`` frequency surrogate, trained once on
-    the authors' 110 samples for ``epochs`` and cached
-    (``<cache>/power/hawaii37_authors_w<size>[_e<epochs>].h5``)."""
+def hawaii37_folder() -> Path:
+    """The Hawaii 37 case and the authors' samples: ``$NNCAS_HAWAII37``, else ../shared/hawaii37."""
+    return Path(os.environ.get(HAWAII37_ENV, Path(__file__).resolve().parents[2] / "shared" / "hawaii37"))
+
+
+def authors_surrogate(size, epochs=3000):
+    """The width-``size`` frequency surrogate trained on the authors' 110 samples for ``epochs``,
+    trained once and cached (``<cache>/power/hawaii37_authors_w<size>[_e<epochs>].h5``);
+    returns ``(net, meta)``."""
     import torch
 
     from nncas.cache import cache_root
-    from power import surrogate, tscopf
-    from power.dynamic_data import load_case
+    from power import surrogate
 
-    options = _predictor_options(formulation, backend, device, hessian=hessian)
-    folder = Path(os.environ.get(HAWAII37_ENV, Path(__file__).resolve().parents[2] / "shared" / "hawaii37"))
     model = cache_root() / "power" / f"hawaii37_authors_w{size}{'' if epochs == 3000 else f'_e{epochs}'}.h5"
     if not model.is_file():
         model.parent.mkdir(parents=True, exist_ok=True)
-        net, meta = surrogate.train_surrogate(surrogate.load_data(folder), size, epochs=epochs,
+        net, meta = surrogate.train_surrogate(surrogate.load_data(hawaii37_folder()), size, epochs=epochs,
                                               checkpoint=model.with_name(model.name + ".ckpt.pt"),
                                               device="cuda" if torch.cuda.is_available() else "cpu")
         surrogate.save_surrogate(model, net, meta)
-    net, meta = surrogate.load_surrogate(model)
+    return surrogate.load_surrogate(model)
+
+
+def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000, hessian="exact"):
+    """Paper problem 8 on Hawaii 37 with the width-``size`` frequency surrogate
+    (:func:`authors_surrogate`)."""
+    from power import tscopf
+    from power.dynamic_data import load_case
+
+    options = _predictor_options(formulation, backend, device, hessian=hessian)
+    net, meta = authors_surrogate(size, epochs)
+    folder = hawaii37_folder()
     problem = tscopf.build_tscopf(load_case(folder), net, **options)
     if formulation == "full-cold":  # every intermediate variable starts at 0
         problem.args["x0"][problem.x.numel():] = 0

@@ -96,6 +96,8 @@ def test_dead_dask_scheduler_fails_before_creating_the_file(tmp_path, capsys):
     ("benchmarks.mpc", ["--out", "/proc/nncas-test"], "--out /proc/nncas-test.json cannot be written"),
     ("benchmarks.construction", ["--nlpsol", "a,b"], "argument --nlpsol: 'a,b' is not a list"),
     ("benchmarks.paper", ["--problem", "mnist", "--sizes", "12x", "--out", "o"], "argument --sizes: '12x'"),
+    ("benchmarks.scopf_iterations", ["--sizes", "0"], "argument --sizes: '0'"),
+    ("benchmarks.scopf_iterations", ["--out", "/proc/nncas-test"], "--out /proc/nncas-test.json cannot be written"),
     ("benchmarks.paper", ["--problem", "mnist", "--sizes", "128", "--formulations", "fool", "--out", "o"],
      "unknown formulation fool"),
     ("benchmarks.paper", ["--problem", "mnist", "--sizes", "128", "--hessians", "exact,bfgs", "--out", "o"],
