@@ -116,8 +116,13 @@ def derivative_functions(x, p, f, g, upper: bool = True, hessian: bool = True) -
     at_point = [e for c in calls for e in (c.output, c.function.jacobian()(c.input, c.output), c.input)]
     inputs = [x, p, *frozen]
     jac = ca.Function("nncas_jacobian", inputs, [_jacobian(g_lin, x, inputs)]).call([x, p, *at_point])[0]
-    # the gradient dense: plugins copy it as a dense vector (a structural zero would be left unwritten)
-    grad = ca.Function("nncas_gradient", inputs, [ca.densify(ca.gradient(f_lin, x))]).call([x, p, *at_point])[0]
+    # the gradient dense: plugins copy it as a dense vector (a structural zero would be left
+    # unwritten); it takes only the gray boxes f depends on, so that evaluating it never runs a
+    # Jacobian the objective does not need
+    in_f = [i for i, (Y, _, _) in enumerate(symbols) if ca.depends_on(f_lin, Y)]
+    grad_inputs = [x, p, *(s for i in in_f for s in symbols[i])]
+    grad_at = [x, p, *(e for i in in_f for e in at_point[3 * i:3 * i + 3])]
+    grad = ca.Function("nncas_gradient", grad_inputs, [ca.densify(ca.gradient(f_lin, x))]).call(grad_at)[0]
     functions = {
         "nlp_jac_g": ca.Function("nlp_jac_g", [x, p], [g, jac], ["x", "p"], ["g", "jac_g_x"]),
         "nlp_grad_f": ca.Function("nlp_grad_f", [x, p], [f, grad], ["x", "p"], ["f", "grad_f_x"]),

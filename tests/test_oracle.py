@@ -87,6 +87,21 @@ def test_one_forward_pass_per_point():
     assert after == {"forward": 1, "jacobian": 1, "hessian": 1}
 
 
+def test_the_objective_gradient_runs_no_gray_box_it_does_not_depend_on():
+    """nlp_grad_f of min |x|^2 s.t. NN(x) ...: no forward pass, no Jacobian (they were run, and
+    their time counted as the gradient's, at every new point)."""
+    x = ca.MX.sym("x", 6)
+    e = nncas.embed(NETS["sigmoid"](), x, nncas.GrayBox(input="direct"))
+    grad_f = derivative_functions(x, ca.MX(0, 1), ca.sumsqr(x), e.y)["nlp_grad_f"]
+    before = dict(e.oracle.evaluations)
+    f, grad = grad_f(np.linspace(-1, 1, 6), [])
+    assert e.oracle.evaluations == before
+    np.testing.assert_allclose(grad.full().ravel(), 2 * np.linspace(-1, 1, 6))
+    with_box = derivative_functions(x, ca.MX(0, 1), ca.sumsqr(x) + e.y[0], e.y)["nlp_grad_f"]
+    with_box(np.linspace(-1, 1, 6), [])
+    assert e.oracle.evaluations["jacobian"] == before["jacobian"] + 1
+
+
 def test_float32_dtype_is_honoured():
     net = NETS["sigmoid"]()
     opti = ca.Opti()
