@@ -279,7 +279,8 @@ def tables(records: list[dict]) -> str:
     lines = []
     for problem in sorted({r["problem"] for r in records}):
         rows = [r for r in records if r["problem"] == problem]
-        labels = sorted({_label(r) for r in rows}, key=lambda s: (FORMULATIONS.index(s.split()[0]), s))
+        order = {_label(r): FORMULATIONS.index(r["formulation"]) for r in rows}
+        labels = sorted(order, key=lambda label: (order[label], label))
         sizes = sorted({r["size"] for r in rows})
         by = {(r["size"], _label(r)): r for r in rows}
         params = {r["size"]: r.get("params") for r in rows if r.get("params")}
