@@ -22,8 +22,9 @@ Two derivative paths (``method``):
 ``hessian_dtype`` (default: ``dtype``): the type the Lagrangian Hessian alone is computed in, from
 a second copy of the weights in that type and the forward state of the point cast to it. Values
 and Jacobians stay in ``dtype``, so IPOPT's feasibility and optimality tests are unchanged and
-only its Newton steps use the rounded Hessian: float32 halves the Hessian's time where the
-float64 matrix products are the cost (a CPU: 150 against 58 GFLOP/s here).
+only its Newton steps use the rounded Hessian: float32 cuts the Hessian's time where the
+float64 matrix products are the cost (a 2048² product on this project's 2 cores: 173 against
+77 GFLOP/s; MNIST-274M's Hessian 4.7 against 7.8 s).
 """
 from __future__ import annotations
 
