@@ -141,10 +141,12 @@ def authors_surrogate(size, epochs=3000):
     model = cache_root() / "power" / f"hawaii37_authors_w{size}{'' if epochs == 3000 else f'_e{epochs}'}.h5"
     if not model.is_file():
         model.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint = model.with_name(model.name + ".ckpt.pt")
         net, meta = surrogate.train_surrogate(surrogate.load_data(hawaii37_folder()), size, epochs=epochs,
-                                              checkpoint=model.with_name(model.name + ".ckpt.pt"),
+                                              checkpoint=checkpoint,
                                               device="cuda" if torch.cuda.is_available() else "cpu")
         surrogate.save_surrogate(model, net, meta)
+        checkpoint.unlink(missing_ok=True)  # the finished model replaces it
     return surrogate.load_surrogate(model)
 
 
