@@ -25,6 +25,7 @@ from torch import nn
 
 from nncas.apps.checks import learning_rate, whole_number
 from nncas.apps.cli import BAD_INPUT, ArgumentParser, fail, interrupted, run_main
+from nncas.apps.progress import Progress, duration
 from nncas.apps.storage import check_output_path, torch_save_atomic
 from nncas.errors import InputError
 from vision.data import MNISTError, as_inputs, load_mnist
@@ -124,7 +125,7 @@ def train_classifier(width, data, epochs=4, seed=0, batch_size=128, lr=1e-3, ini
         start_epoch, start_batch, start_total = state["epoch"], state.get("batch", 0), state.get("loss_sum", 0.0)
         where = f"epoch {start_epoch}" if not start_batch else f"batch {start_batch} of epoch {start_epoch + 1}"
         log(f"resuming width {width} from {checkpoint} after {where}")
-    progress = Progress(total=(epochs - start_epoch) * n_batches - start_batch)
+    progress = Progress(total=(epochs - start_epoch) * n_batches - start_batch, unit="batches")
 
     def save(epoch, batch, total):
         torch_save_atomic(checkpoint, {"config": config, "epoch": epoch, "batch": batch, "loss_sum": total,
@@ -145,13 +146,14 @@ def train_classifier(width, data, epochs=4, seed=0, batch_size=128, lr=1e-3, ini
             optimizer.step()
             rate.step()
             total += loss.item()
-            progress.step()
+            progress.advance()
             if checkpoint is not None and b + 1 < n_batches and time.perf_counter() - saved >= checkpoint_every:
                 save(epoch, b + 1, total)
                 saved = time.perf_counter()
             if (b + 1) % max(1, n_batches // 10) == 0:
                 log(f"  epoch {epoch + 1}/{epochs}: {100 * (b + 1) // n_batches:3d}%  "
-                    f"loss {total / (b + 1):.4f}  {progress}")
+                    f"loss {total / (b + 1):.4f}  elapsed {duration(progress.elapsed())}, "
+                    f"ETA {duration(progress.left())}")
         net.eval()
         test_acc = accuracy(net, data.test_images, data.test_labels)
         log(f"epoch {epoch + 1}/{epochs}: loss {total / n_batches:.4f}, test accuracy "
@@ -160,28 +162,6 @@ def train_classifier(width, data, epochs=4, seed=0, batch_size=128, lr=1e-3, ini
             save(epoch + 1, 0, 0.0)
     net.eval()
     return net, {**config, "epochs": epochs, "test_accuracy": test_acc}
-
-
-class Progress:
-    """Steps done out of ``total`` in this run, with the elapsed time and an ETA at the mean rate."""
-
-    def __init__(self, total):
-        self.total, self.done, self.start = total, 0, time.perf_counter()
-
-    def step(self):
-        self.done += 1
-
-    def __str__(self):
-        elapsed = time.perf_counter() - self.start
-        left = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
-        return f"elapsed {_clock(elapsed)}, ETA {_clock(left)}"
-
-
-def _clock(seconds):
-    if seconds != seconds:
-        return "?"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def ensure_classifier(width, path=None, data=None, log=print, force=False, **options):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import signal
 import threading
@@ -38,6 +37,7 @@ from typing import Callable, Iterable, Iterator
 from distributed import WorkerPlugin
 
 from ..errors import InputError
+from .progress import Progress, duration  # noqa: F401 (the sweeps' progress)
 from .cli import check_interrupt
 from .storage import write_text_atomic
 
@@ -181,48 +181,6 @@ class CsvStore:
         for row in self.sorted_rows():
             writer.writerow([c.text(row[c.name]) for c in self.columns])
         write_text_atomic(self.path, out.getvalue())
-
-
-# ---- progress ----------------------------------------------------------------------------------
-
-def duration(seconds: float) -> str:
-    """``seconds`` for people: 42 s, 3 min 05 s, 2 h 07 min."""
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-@dataclass
-class Progress:
-    """Lines ``  done/total rows, rate/s, about T left`` as results come in: at most one per
-    ``every`` seconds, and one for the last. The rate counts this run's results only:
-    rate = results / elapsed, time left = (total - done) / rate."""
-
-    total: int
-    done: int = 0
-    log: Callable = print
-    every: float = 1.0
-    unit: str = "rows"
-    _start: float = field(default_factory=time.perf_counter)
-    _new: int = 0
-    _last: float = -math.inf
-
-    def step(self, count: int = 1, note: str = "") -> None:
-        self.done += count
-        self._new += count
-        now = time.perf_counter()
-        if now - self._last < self.every and self.done < self.total:
-            return
-        self._last = now
-        rate = self._new / max(now - self._start, 1e-9)
-        left = (self.total - self.done) / rate if rate > 0 else math.inf
-        self.log(f"  {self.done}/{self.total} {self.unit}, {rate:.2f}/s, about {duration(left)} left"
-                 + (f" ({note})" if note else ""))
 
 
 # ---- the cluster -------------------------------------------------------------------------------
