@@ -121,7 +121,8 @@ def mnist_cell(size, formulation, backend, device, time_limit, hessian="exact"):
     opti, _, form = build_adversarial(net, x_ref, target, **options)
     _cold_start(opti, form, formulation)
     build = time.perf_counter() - tic
-    return {"params": meta["n_parameters"], "build_s": build, **_solve(opti, time_limit, _blas_threads(options), _solver_hessian(hessian))}
+    stats = _solve(opti, time_limit, _blas_threads(options), _solver_hessian(hessian))
+    return {"params": meta["n_parameters"], "build_s": build, **stats}
 
 
 def hawaii37_folder() -> Path:

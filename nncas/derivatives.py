@@ -113,15 +113,17 @@ def derivative_functions(x, p, f, g, upper: bool = True, hessian: bool = True) -
                   for c, (Y, J, U) in zip(calls, symbols)]
         f_lin, g_lin = ca.graph_substitute([f, g], [c.output for c in calls], linear)
     frozen = [s for triple in symbols for s in triple]
-    at_point = [e for c in calls for e in (c.output, c.function.jacobian()(c.input, c.output), c.input)]
+    # each call's (Y, J, U) at the point, in the order of ``symbols``
+    at_point = [(c.output, c.function.jacobian()(c.input, c.output), c.input) for c in calls]
+    every_box = [e for triple in at_point for e in triple]
     inputs = [x, p, *frozen]
-    jac = ca.Function("nncas_jacobian", inputs, [_jacobian(g_lin, x, inputs)]).call([x, p, *at_point])[0]
+    jac = ca.Function("nncas_jacobian", inputs, [_jacobian(g_lin, x, inputs)]).call([x, p, *every_box])[0]
     # the gradient dense: plugins copy it as a dense vector (a structural zero would be left
     # unwritten); it takes only the gray boxes f depends on, so that evaluating it never runs a
     # Jacobian the objective does not need
     in_f = [i for i, (Y, _, _) in enumerate(symbols) if ca.depends_on(f_lin, Y)]
     grad_inputs = [x, p, *(s for i in in_f for s in symbols[i])]
-    grad_at = [x, p, *(e for i in in_f for e in at_point[3 * i:3 * i + 3])]
+    grad_at = [x, p, *(e for i in in_f for e in at_point[i])]
     grad = ca.Function("nncas_gradient", grad_inputs, [ca.densify(ca.gradient(f_lin, x))]).call(grad_at)[0]
     functions = {
         "nlp_jac_g": ca.Function("nlp_jac_g", [x, p], [g, jac], ["x", "p"], ["g", "jac_g_x"]),
@@ -137,7 +139,7 @@ def derivative_functions(x, p, f, g, upper: bool = True, hessian: bool = True) -
     weights = [ca.gradient(lagrangian, Y) for Y, _, _ in symbols]
     second = ca.Function("nncas_second", [x, p, lam_f, lam_g, *frozen],
                          [ca.jacobian(ca.gradient(lagrangian, x), x), *weights])
-    hess, *w = second.call([x, p, lam_f, lam_g, *at_point])
+    hess, *w = second.call([x, p, lam_f, lam_g, *every_box])
     hess = ca.triu(hess) if upper else hess
     for c, weight in zip(calls, w):
         hess += _hessian_block(c, weight, x, upper)
