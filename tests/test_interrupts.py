@@ -109,12 +109,15 @@ import sys, numpy as np, torch
 torch.manual_seed(0)
 net = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.Tanh(), torch.nn.Linear(1024, 1024),
                           torch.nn.Tanh(), torch.nn.Linear(1024, 10), torch.nn.Softmax(dim=-1))
+# tolerances IPOPT cannot meet: the solve runs until the interrupt (it would end in about 2 s)
+ENDLESS = {"ipopt.print_level": 5, "ipopt.tol": 1e-30, "ipopt.acceptable_iter": 0, "ipopt.dual_inf_tol": 1e-30,
+           "ipopt.constr_viol_tol": 1e-30, "ipopt.compl_inf_tol": 1e-30}
 """
 SOLVES = {
     "vision.adversarial.solve_adversarial": """
 from vision.adversarial import solve_adversarial
 try:
-    x, stats, _, _ = solve_adversarial(net, np.full(784, 0.5), 3, options={"ipopt.print_level": 5, "ipopt.sb": "no"})
+    x, stats, _, _ = solve_adversarial(net, np.full(784, 0.5), 3, options={**ENDLESS, "ipopt.sb": "no"})
 except KeyboardInterrupt:
     print("KeyboardInterrupt", file=sys.stderr)
     sys.exit(130)
@@ -125,7 +128,7 @@ import casadi as ca, nncas
 x = ca.MX.sym("x", 784)
 e = nncas.embed(net, x, formulation="graybox", x0=np.full(784, 0.5))
 S = nncas.nlpsol("S", "ipopt", {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - 0.5), "g": ca.vertcat(e.g, e.y[3])},
-                 {"ipopt.print_level": 5})
+                 ENDLESS)
 try:
     S(x0=np.r_[np.full(784, 0.5), e.w0], lbx=np.r_[np.zeros(784), e.lbw], ubx=np.r_[np.ones(784), e.ubw],
       lbg=np.r_[e.lbg, 0.6], ubg=np.r_[e.ubg, np.inf])
@@ -143,7 +146,7 @@ y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
 opti.subject_to(y[3] >= 0.6)
 opti.subject_to(opti.bounded(0, x, 1))
 opti.minimize(ca.sumsqr(x - 0.5))
-nncas.solver(opti, "ipopt", {"ipopt.print_level": 5})
+nncas.solver(opti, "ipopt", ENDLESS)
 try:
     opti.solve()
 except KeyboardInterrupt:
