@@ -63,7 +63,7 @@ def main(argv=None):
     parser = ArgumentParser(prog="python -m benchmarks.iteration", description=__doc__.splitlines()[0])
     parser.add_argument("--scopf", type=whole_numbers, default="100,1000", help="surrogate widths, 117 inputs")
     parser.add_argument("--mnist", type=whole_numbers, default="128", help="classifier widths, 784 inputs")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device of the gray box: cpu or cuda")
     parser.add_argument("--warmup", action="store_true", help="solve once before the timed solve")
     args = parser.parse_args(argv)
     try:

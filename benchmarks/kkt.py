@@ -212,7 +212,8 @@ def main(argv=None):
     parser.add_argument("--solvers", type=_names(("dense", "mumps", "spral")), default="dense,mumps",
                         help="dense, mumps, spral")
     parser.add_argument("--repeats", type=_repeats, default=1, help="solves per cell (1-100); the fastest is reported")
-    parser.add_argument("--layouts", type=_names(LAYOUTS), default=",".join(LAYOUTS))
+    parser.add_argument("--layouts", type=_names(LAYOUTS), default=",".join(LAYOUTS),
+                        help="comma-separated gray-box layouts")
     parser.add_argument("--probe", type=_inputs, default=4500, help="inputs of issue 22's probe of auto (0 skips it)")
     parser.add_argument("--probe-curvature", type=_curvature, default=1e-3, help="the probe's objective Hessian in x")
     parser.add_argument("--hsllib", help="an HSL library: adds ma27 and ma57")

@@ -78,8 +78,9 @@ def machine_line() -> str:
 
 def main(argv=None):
     parser = ArgumentParser(prog="python -m benchmarks.mpc", description=__doc__.splitlines()[0])
-    parser.add_argument("--horizons", type=whole_numbers, default="10,20,50")
-    parser.add_argument("--embeddings", default=",".join(mpc_pendulum.EMBEDDINGS))
+    parser.add_argument("--horizons", type=whole_numbers, default="10,20,50", help="comma-separated MPC horizons")
+    parser.add_argument("--embeddings", default=",".join(mpc_pendulum.EMBEDDINGS),
+                        help="comma-separated ways the learned dynamics enter the MPC problem")
     parser.add_argument("--steps", type=int, default=60, help="closed-loop samples per run")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; one suits networks this small (docs/mpc.md)")

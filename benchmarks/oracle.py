@@ -163,11 +163,11 @@ def main(argv=None):
     parser = ArgumentParser(prog="python -m benchmarks.oracle", description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", type=whole_numbers, default="128,512,1024", help="hidden widths, 784 inputs")
     parser.add_argument("--scopf", type=whole_numbers, default="100,500,1000,2000", help="hidden widths, 117 inputs")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device of the oracles: cpu or cuda")
     parser.add_argument("--cnn", action="store_true",
                         help="add the MNIST CNN (vision --width cnn): the structured path with its "
                              "convolutions as dense matrices against torch.func (method='auto' takes the faster)")
-    parser.add_argument("--skip-l4casadi", action="store_true")
+    parser.add_argument("--skip-l4casadi", action="store_true", help="leave out the l4casadi rows")
     parser.add_argument("--rounds", type=int, default=3,
                         help="passes over all problems; each time reported is the best of them")
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")

@@ -397,7 +397,7 @@ def cells(problem, sizes, formulations, backends, device, time_limit, threads=No
 
 def main(argv=None):
     parser = ArgumentParser(prog="python -m benchmarks.paper", description=__doc__.splitlines()[0])
-    parser.add_argument("--problem", choices=PROBLEMS)
+    parser.add_argument("--problem", choices=PROBLEMS, help="one paper problem only (default: both)")
     parser.add_argument("--sizes", type=whole_numbers, default="", help="comma-separated widths, e.g. 128,512")
     parser.add_argument("--formulations", default="full,reduced,graybox",
                         help=f"comma-separated, from {', '.join(FORMULATIONS)}")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import nncas
-from nncas.apps.cli import ArgumentParser, fail
+from nncas.apps.cli import ArgumentParser, fail, run_main
 from vision.models import build_classifier
 
 
@@ -59,4 +59,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,10 +43,15 @@ def compile_library(source: Path, target: Path, optimization: str, libraries: tu
 
 
 def main(program: str, build: Callable[[], Path]) -> None:
-    """``python -m program``: ``build()``, then its path; exit 1 with one line on failure."""
+    """``python -m program``: ``build()``, then its path; exit 1 with one line on failure, 130
+    with one line "interrupted" on Ctrl-C (the library is written atomically: an interrupted
+    build leaves the previous one)."""
     try:
         path = build()
     except NncasError as error:
         print(f"{program}: {error}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     print(f"built {path}")

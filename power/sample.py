@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     parser.add_argument("--scheduler", help="dask.distributed scheduler address (instead of --workers)")
     parser.add_argument("--batch", type=int, default=16, help="samples per atomic file update")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled operating points")
     parser.add_argument("--spread", type=float, default=0.1, help="relative half-width of the draws")
     parser.add_argument("--dynamics", help="JSON file overriding the dynamic data (power.dynamic_data)")
     parser.add_argument("--t-end", type=float, default=30.0, help="simulated seconds after the trip")

@@ -268,12 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="sample HDF5 file or the folder with the authors' .pt files")
     parser.add_argument("--width", type=int, default=100, help=f"one of {list(HIDDEN_LAYERS)}")
     parser.add_argument("--out", required=True, help="HDF5 file to write")
-    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="full-batch Adam steps")
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="Adam learning rate")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                        help="seed of the initial weights and of the train/validation split")
     parser.add_argument("--validation", type=float, default=DEFAULTS["validation"],
                         help="fraction of samples kept for validation")
-    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--checkpoint-every", type=int, default=200, help="epochs between checkpoints")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (training only; the file is the same)")
     parser.add_argument("--ignore", nargs="+", choices=INPUT_KINDS, default=[], metavar="KIND",

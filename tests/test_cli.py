@@ -122,3 +122,42 @@ def test_paper_exits_non_zero_when_a_cell_errors(tmp_path):
     assert "1 cell(s) ended in an error" in done.stderr and "Traceback" not in done.stderr
     (record,) = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert record["status"] == "error" and "full-bounds needs an input box" in record["error"]
+
+
+COMMANDS = ["vision.train", "vision.adversarial", "vision.robustness", "power.opf", "power.scopf", "power.tscopf",
+            "power.sample", "power.surrogate", *(f"benchmarks.{name}" for name in (
+                "construction", "iteration", "kkt", "mpc", "oracle", "paper", "scopf_iterations", "sweep",
+                "verification"))]
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_help_explains_every_option_in_plain_text(capsys, monkeypatch, module):
+    """--help exits 0 under the command's own name; every option has help text (nncas's
+    ArgumentParser refuses one without) and states its default; no reStructuredText markup;
+    the description is a sentence, not the lead-in to a code block."""
+    assert exit_code(module, ["--help"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: python -m {module} "), text
+    assert "``" not in text and ":func:" not in text and ":class:" not in text, text
+    description = text.split("\n\n")[1]
+    assert not description.rstrip().endswith(":"), description
+    parser = _parser_of(module, monkeypatch)
+    for action in parser._actions:
+        assert action.help, f"{module} {action.option_strings}"
+        if action.default not in (None, False, [], "==SUPPRESS==") and action.option_strings:
+            assert "default" in action.help, f"{module} {action.option_strings}: {action.help}"
+
+
+def _parser_of(module: str, monkeypatch):
+    """The ArgumentParser that ``module``'s main builds, caught as its --help runs."""
+    from nncas.apps import cli
+    built = []
+    monkeypatch.setattr(cli.ArgumentParser, "print_help", lambda self, file=None: built.append(self))
+    exit_code(module, ["--help"])
+    return built[0]
+
+
+def test_an_option_without_help_is_a_programming_error():
+    from nncas.apps.cli import ArgumentParser
+    with pytest.raises(TypeError, match="--x needs help text"):
+        ArgumentParser(prog="p").add_argument("--x")

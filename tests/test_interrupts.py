@@ -176,3 +176,28 @@ def test_ctrl_c_while_sampling_on_a_dask_cluster(tmp_path):
     assert_reported_as_interrupted(code, err)
     index, ok = stored(out)
     assert 0 < len(index) < 2000 and ok.all()
+
+
+def test_interrupted_surrogate_training_keeps_the_model_and_resumes(tmp_path):
+    """Ctrl-C while training: exit 130 with a resume hint; the model file there before stays as it
+    was; the checkpoint left behind is whole."""
+    authors = ROOT.parent / "shared" / "hawaii37"
+    if not (authors / "10_10_gen_load_input_v2.pt").is_file():
+        pytest.skip("the authors' Hawaii 37 samples (../shared/hawaii37) are absent")
+    out = tmp_path / "m.h5"
+    out.write_bytes(b"a good model")
+    command = [sys.executable, "-m", "power.surrogate", "--data", str(authors), "--width", "500",
+               "--epochs", "1000000", "--checkpoint-every", "1", "--out", str(out)]
+    code, _, err = interrupt(command, "training width", delay=3.0)
+    assert_reported_as_interrupted(code, err)
+    assert "resume" in err
+    assert out.read_bytes() == b"a good model"
+    import torch
+    assert torch.load(tmp_path / "m.h5.ckpt.pt", weights_only=True)["epoch"] >= 1
+
+
+def test_ctrl_c_in_a_benchmark_is_reported_not_a_traceback():
+    command = [sys.executable, "-m", "benchmarks.verification", "--widths", "2048,2048,2048",
+               "--formulations", "reduced"]
+    code, _, err = interrupt(command, "width", delay=1.0)
+    assert_reported_as_interrupted(code, err)

@@ -363,7 +363,8 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder for results.csv, summary.json and figures")
     parser.add_argument("--targets", choices=TARGETS, default="all",
                         help="every class other than the label (all) or (label + 1) mod 10 (next)")
-    parser.add_argument("--formulation", default="graybox", choices=FORMULATIONS)
+    parser.add_argument("--formulation", default="graybox", choices=FORMULATIONS,
+                        help="how the classifier enters each problem-7 solve")
     parser.add_argument("--workers", type=int, help="start a LocalCluster of this many worker processes "
                         "(default: one per core)")
     parser.add_argument("--scheduler", help="address of a running dask scheduler (instead of --workers)")

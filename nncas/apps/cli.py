@@ -18,7 +18,9 @@ INTERRUPTED_EXIT = 130
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` with one-line errors and a ``--debug`` flag."""
+    """``argparse.ArgumentParser`` with one-line errors and a ``--debug`` flag. Every argument
+    has help text (one without is a programming error, refused when it is added), and the help
+    states the default of every option that has one."""
 
     def __init__(self, *args, **kwargs):
         if kwargs.get("description"):
@@ -27,12 +29,22 @@ class ArgumentParser(argparse.ArgumentParser):
         self.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
     def add_argument(self, *args, **kwargs):
-        if kwargs.get("help"):
-            kwargs["help"] = plain(kwargs["help"])
+        if not kwargs.get("help"):
+            raise TypeError(f"{self.prog}: argument {'/'.join(args)} needs help text.")
+        kwargs["help"] = plain(kwargs["help"])
+        if _shows_default(kwargs) and "default" not in kwargs["help"]:
+            kwargs["help"] += " (default: %(default)s)"
         return super().add_argument(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def _shows_default(kwargs) -> bool:
+    """Whether an argument's default is worth stating: a value, not a flag's False or None."""
+    default = kwargs.get("default")
+    flag = kwargs.get("action") in ("store_true", "store_false", "help", "version")
+    return not flag and default is not None and default is not argparse.SUPPRESS and default != []
 
 
 def plain(text: str) -> str:
@@ -99,4 +111,6 @@ def run_main(main, hint: str = "") -> int:
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
-    return interrupted(hint) if handler.caught else code
+    if handler.caught and code != INTERRUPTED_EXIT:  # 130: the tool reported the interrupt itself
+        return interrupted(hint)
+    return code
