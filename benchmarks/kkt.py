@@ -266,6 +266,7 @@ def main(argv=None):
             write_text_atomic(out.with_suffix(".json"), json.dumps({"rate_flops": rate, "rate_one_thread_flops": rate_1t,
                                                                     "cpu": cpu_name(), "rows": rows}, indent=1) + "\n")
             write_text_atomic(out.with_suffix(".md"), markdown(rows, rate, rate_1t))
+            print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0
 
 

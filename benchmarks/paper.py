@@ -447,6 +447,7 @@ def main(argv=None):
             print(_outcome(record) if record.get("status") != "error" else f"error: {record['error']}",
                   flush=True)
     print(render(out))
+    print(f"records: {results}; tables and plots: {out}")
     if errors:
         print(f"{parser.prog}: {errors} cell(s) ended in an error (recorded in {results}; a rerun retries them).",
               file=sys.stderr)

@@ -58,3 +58,4 @@ def write_report(out: str | None, header: str, rows: list[dict], table: str) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out.with_suffix(".json"), json.dumps({"header": header, "rows": rows}, indent=1))
     write_text_atomic(out.with_suffix(".md"), table)
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")

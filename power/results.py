@@ -43,6 +43,7 @@ def report(result, json_path: str | None) -> int:
     print_summary(result.summary())
     if json_path:
         write_json_atomic(json_path, result.to_json())
+        print(f"result: {json_path}")
     return 0 if result.success else 1
 
 

@@ -24,9 +24,10 @@ def test_rows_for_each_solver_reach_one_optimum():
     assert "| toy | 8 | graybox | expression | dense | dense |" in markdown(rows, 1e11, 5e10)
 
 
-def test_probe_line_compares_auto_with_mumps(tmp_path):
+def test_probe_line_compares_auto_with_mumps(tmp_path, capsys):
     """The probe's rows and its line: auto's pick against MUMPS, time per iteration, one run."""
     main(["--mnist", "", "--hawaii37", "", "--probe", "300", "--out", str(tmp_path / "probe")])
+    assert f"wrote {tmp_path / 'probe'}.json and {tmp_path / 'probe'}.md" in capsys.readouterr().out
     text = (tmp_path / "probe.md").read_text()
     assert "| auto probe | 300 inputs | probe | rows | dense | dense | Solve_Succeeded |" in text
     assert "| auto probe | 300 inputs | probe | rows | mumps | dense | Solve_Succeeded |" in text

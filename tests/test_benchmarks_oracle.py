@@ -4,10 +4,11 @@ import json
 from benchmarks import oracle
 
 
-def test_report_rows(tmp_path):
+def test_report_rows(tmp_path, capsys):
     out = tmp_path / "oracle"
     oracle.main(["--mnist", "", "--scopf", "100", "--skip-l4casadi", "--rounds", "2",
                  "--out", str(out)])
+    assert f"wrote {out}.json and {out}.md" in capsys.readouterr().out
     report = json.loads(out.with_suffix(".json").read_text())
     (row,) = report["rows"]
     assert row["problem"] == "SCOPF-100" and row["params"] == 15537 and row["n_in"] == 117

@@ -120,7 +120,7 @@ def test_cli_prints_summary_and_writes_json(tmp_path, capsys):
     out = tmp_path / "out.json"
     assert opf.main([str(case), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    for word in ("status: Solve_Succeeded", "objective: 1716.666667", "iterations:", "time:"):
+    for word in ("status: Solve_Succeeded", "objective: 1716.666667", "iterations:", "time:", f"result: {out}"):
         assert word in printed
     data = json.loads(out.read_text())
     assert data["objective_usd_per_h"] == pytest.approx(5150 / 3, rel=1e-8)

@@ -118,6 +118,13 @@ def test_other_settings_refuse_to_extend_a_file(tmp_path):
         run(SampleConfig("example", seed=1, t_end_s=10.0), out, 2, log=lambda *_: None)
 
 
+def test_a_shorter_request_says_how_many_the_file_holds(tmp_path):
+    out, said = tmp_path / "s.h5", []
+    run(CONFIG, out, 2, log=lambda *_: None)
+    assert run(CONFIG, out, 1, log=said.append) == 0
+    assert said == [f"{out}: samples 0..0 all present (2 in the file)"]
+
+
 def test_dask_local_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")
     out = tmp_path / "dask.h5"

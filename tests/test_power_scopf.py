@@ -92,7 +92,7 @@ def test_cli_reads_files_and_writes_json(tmp_path, capsys):
     argv = [a for ext, p in paths.items() for a in (f"--{ext}", str(p))] + ["--json", str(out)]
     assert scopf_cli.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "status: Solve_Succeeded" in printed and "iterations:" in printed
+    assert "status: Solve_Succeeded" in printed and "iterations:" in printed and f"result: {out}" in printed
     data = json.loads(out.read_text())
     assert data["generators"][2]["contingency_pg_mw"]["GEN_C"] == 0.0
     assert set(data["delta_pu"]) == {"GEN_C"}
