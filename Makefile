@@ -49,4 +49,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.construction
 
 clean:
-	rm -rf $(VENV) _l4c_generated .pytest_cache nncas/kkt/libnncas_dense_ldlt.so
+	rm -rf $(VENV) _l4c_generated .pytest_cache nncas/kkt/libnncas_dense_ldlt.so nncas/oracles/libnncas_keeper.so

@@ -39,7 +39,7 @@ def _wheel(tmp_path, **env) -> zipfile.ZipFile:
 
 def test_the_wheel_carries_the_dense_solver_and_one_version(tmp_path):
     names = _wheel(tmp_path).namelist()
-    assert LIBRARY_IN_WHEEL in names and "nncas/py.typed" in names
+    assert LIBRARY_IN_WHEEL in names and "nncas/oracles/libnncas_keeper.so" in names and "nncas/py.typed" in names
     assert any(name.endswith(f"-{nncas.__version__}.dist-info/METADATA") for name in names)
 
 
@@ -95,3 +95,42 @@ def test_examples_honour_help(script):
                           text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.startswith(f"usage: python examples/{script}")
     assert "objective" not in done.stdout
+
+
+FALLBACK = """
+import warnings, numpy as np, torch, casadi as ca, nncas
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Linear(30, 20), torch.nn.Tanh(), torch.nn.Linear(20, 3)).double()
+x = ca.MX.sym("x", 30)
+e = nncas.embed(net, x, formulation="graybox", x0=np.zeros(30))
+nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - 0.3), "g": ca.vertcat(e.g, e.y[0])}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("default")
+    for _ in range(2):
+        S = nncas.nlpsol("S", "ipopt", nlp, {"ipopt.print_level": 0, "print_time": False})
+        r = S(x0=np.r_[np.zeros(30), e.w0], lbg=np.r_[e.lbg, 0.5], ubg=np.r_[e.ubg, np.inf])
+print(nncas.__file__)
+print(S.linear_solver, S.stats()["return_status"], repr(float(r["f"])))
+for w in caught:
+    print(w.category.__name__, "|", w.message)
+"""
+
+
+def test_without_the_dense_solver_auto_says_so_once_and_solves_with_mumps(tmp_path):
+    """nncas as a machine without a compiler installs it (no dense library): kkt_solver="auto"
+    warns once per process, names the fix, and IPOPT's default solver reaches the same optimum."""
+    def run(package_root):
+        done = subprocess.run([sys.executable, "-c", FALLBACK], capture_output=True, text=True, timeout=300,
+                              cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(package_root)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip().splitlines()[-4:]
+    shutil.copytree(ROOT / "nncas", tmp_path / "bare" / "nncas",
+                    ignore=shutil.ignore_patterns("libnncas_dense_ldlt.so", "__pycache__"))
+    *_, where, solved, warning = run(tmp_path / "bare")
+    assert where.startswith(str(tmp_path / "bare"))
+    assert solved.startswith("mumps Solve_Succeeded ")
+    assert warning.startswith("DenseSolverMissing | nncas: the dense KKT solver is not built")
+    assert "install a C compiler" in warning and "MUMPS" in warning
+    *_, where, with_dense = run(ROOT)
+    assert with_dense.startswith("dense LDLT (nncas) Solve_Succeeded ")
+    assert float(solved.split()[-1]) == pytest.approx(float(with_dense.split()[-1]), rel=1e-6)
