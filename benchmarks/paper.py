@@ -131,9 +131,9 @@ def hawaii37_folder() -> Path:
 
 
 def authors_surrogate(size, epochs=3000):
-    """The width-``size`` frequency surrogate trained on the authors' 110 samples for ``epochs``,
-    trained once and cached (``<cache>/power/hawaii37_authors_w<size>[_e<epochs>].h5``);
-    returns ``(net, meta)``."""
+    """The width-``size`` frequency surrogate trained on the authors' 110 samples with its
+    recipe (``power.surrogate.recipe``) for at most ``epochs``, trained once and cached
+    (``<cache>/power/hawaii37_authors_w<size>[_e<epochs>].h5``); returns ``(net, meta)``."""
     import torch
 
     from nncas.cache import cache_root
@@ -143,7 +143,9 @@ def authors_surrogate(size, epochs=3000):
     if not model.is_file():
         model.parent.mkdir(parents=True, exist_ok=True)
         checkpoint = model.with_name(model.name + ".ckpt.pt")
+        settings = surrogate.recipe(size)
         net, meta = surrogate.train_surrogate(surrogate.load_data(hawaii37_folder()), size, epochs=epochs,
+                                              lr=settings["lr"], patience=settings["patience"],
                                               checkpoint=checkpoint,
                                               device="cuda" if torch.cuda.is_available() else "cpu")
         surrogate.save_surrogate(model, net, meta)
