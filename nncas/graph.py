@@ -145,10 +145,10 @@ def from_fx(module: torch.nn.Module, shape: tuple, translate, name: str) -> Grap
             "embed it with formulation='graybox', which runs any differentiable torch model.") from err
     nodes, shapes, batch = [], {}, set()
 
-    def refuse(node, why):
+    def refuse(node, why, remedy=GRAYBOX_REMEDY):
         raise UnsupportedLayerError(
             f"{type(module).__name__}: node {node.name} ({node.op} {getattr(node.target, '__name__', node.target)}) "
-            f"{why}; embed the model with formulation='graybox', which runs any differentiable torch model.")
+            f"{why}; {remedy}.")
 
     def chain(node, source, layers, out_shape):
         size = math.prod(shapes[source])
@@ -179,12 +179,19 @@ def from_fx(module: torch.nn.Module, shape: tuple, translate, name: str) -> Grap
         elif node.op == "output":
             result = node.args[0]
             if not isinstance(result, torch.fx.Node):
-                refuse(node, "returns more than one tensor")
+                kind = next((t.__name__ for t in (dict, list, tuple) if isinstance(result, t)), type(result).__name__)
+                refuse(node, f"returns a {kind}, not one tensor", CONTAINER_REMEDY)
             if result.name != nodes[-1].name:  # the output is an earlier node: pass it on
                 chain(node, result.name, [], shapes[result.name])
         else:
             refuse(node, "uses module attributes directly (get_attr); wrap them in modules")
     return GraphNetwork(nodes, math.prod(shape), name=name)
+
+
+GRAYBOX_REMEDY = "embed the model with formulation='graybox', which runs any differentiable torch model"
+#: for models whose input or output is a container: no formulation embeds those as they are
+CONTAINER_REMEDY = ("nncas gives a model one tensor and takes one tensor back, in every formulation; wrap the "
+                    "model in a module whose forward takes and returns a tensor")
 
 
 def _in_place(node, traced) -> bool:
@@ -235,6 +242,8 @@ def _index_node(node, shapes, chain, refuse) -> None:
     """``x[:, 2:5]``, ``x[..., ::2]``, ``x[:, 0]``: basic indexing that keeps the batch axis, as
     a 0/1 selection matrix (an :class:`~nncas.layers.Affine` without trained weights)."""
     source, index = node.args
+    if isinstance(index, str):
+        refuse(node, f"reads the entry {index!r} of a dict", CONTAINER_REMEDY)
     index = index if isinstance(index, tuple) else (index,)
     basic = all(isinstance(i, (int, slice)) or i is Ellipsis for i in index)
     computed = any(isinstance(v, torch.fx.Node)

@@ -188,3 +188,29 @@ def test_the_l4casadi_backend_without_l4casadi_says_how_to_install_it():
             "except nncas.InputError as err:\n    print(err)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "pip install 'nncas[l4casadi]'" in out.stdout, out.stderr
+
+
+class _DictInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+
+    def forward(self, inputs):
+        return self.linear(inputs["x"])
+
+
+class _DictOutput(_DictInput):
+    def forward(self, x):
+        return {"y": self.linear(x)}
+
+
+@pytest.mark.parametrize("formulation", ["full", "reduced", "graybox"])
+@pytest.mark.parametrize("model, match", [
+    (_DictInput, r"reads the entry 'x' of a dict.*wrap the model|forward that takes a dict.*wrapper"),
+    (_DictOutput, r"returns a dict, not one tensor.*wrap the model|returns a dict.*wrap the model"),
+])
+def test_dict_inputs_and_outputs_are_refused_with_the_wrapper_as_the_fix(formulation, model, match):
+    """No formulation takes containers: the error says so instead of sending the user to the gray box."""
+    with pytest.raises(nncas.NncasError, match=match) as caught:
+        nncas.embed(model().double(), ca.MX.sym("x", 3), formulation=formulation, x0=np.zeros(3))
+    assert "formulation='graybox'" not in str(caught.value)

@@ -166,7 +166,9 @@ def _output_size(net: torch.nn.Module, n_in: int) -> int:
             out = net(probe)
     except (RuntimeError, ValueError, TypeError) as err:
         hint = (" x is a row; CasADi vectors are columns: pass x.T." if n_in == 1 else
-                " One input per column of x.")
+                " One input per column of x; the model gets one tensor of shape (columns, rows of x): a "
+                "forward that takes a dict, several arguments or another container needs a wrapper "
+                "module that takes one tensor.")
         raise InputError(f"the network rejected an input of {n_in} entries (the rows of x): "
                          f"{err}.{hint}") from err
     if not isinstance(out, torch.Tensor):
