@@ -146,6 +146,7 @@ def authors_surrogate(size, epochs=3000):
         settings = surrogate.recipe(size)
         net, meta = surrogate.train_surrogate(surrogate.load_data(hawaii37_folder()), size, epochs=epochs,
                                               lr=settings["lr"], patience=settings["patience"],
+                                              dtype=settings["dtype"],
                                               checkpoint=checkpoint,
                                               device="cuda" if torch.cuda.is_available() else "cpu")
         surrogate.save_surrogate(model, net, meta)

@@ -20,7 +20,8 @@ loss, the fraction of the outputs' variance left unexplained (``patience``).
 Recipes (``recipe(width)``): widths up to 1000 train 3000 epochs at rate 1e-3 (their loss stays
 below 0.01 long before the end); the deep ones (18 and 38 hidden layers) at rate 1e-3 never
 start learning (scaled loss 0.998 after 300 epochs at width 2000), so they train at 1e-4 until
-the paper's rule holds, at most 3000 epochs. Measured at width 2000, 100 epochs: rate 1e-4
+the paper's rule holds, at most 3000 epochs; the widest in float32 (Adam's state of 593M float64
+parameters, 19 GB, does not fit a 24 GB machine; float32 takes 9.5 GB). Measured at width 2000, 100 epochs: rate 1e-4
 reaches a scaled loss 0.003 and validation 0.008 (from a standardized initialisation as in
 ``vision.train``: training 5e-6, validation 0.31).  A checkpoint
 (``<out>.ckpt.pt``, written atomically) is saved every ``--checkpoint-every`` epochs and resumed
@@ -54,9 +55,11 @@ FORMAT = "nncas-frequency-surrogate/1"
 HIDDEN_LAYERS = {100: 1, 500: 3, 1000: 5, 2000: 18, 4000: 38}  # paper Table 1, SCOPF rows
 AUTHORS_FILES = ("10_10_gen_load_input_v2.pt", "10_10_freq_output_v2.pt")
 AUTHORS_GENERATORS, AUTHORS_LOADS = 45, 27  # Hawaii 37: 45 Pg, 45 Qg, 27 Pd inputs
-DEFAULTS = {"epochs": 3000, "lr": 1e-3, "seed": 0, "validation": 0.2, "patience": None}
+DEFAULTS = {"epochs": 3000, "lr": 1e-3, "seed": 0, "validation": 0.2, "patience": None, "dtype": "float64"}
 #: the deep networks' settings (module docstring)
-RECIPES = {2000: {"lr": 1e-4, "patience": 1000}, 4000: {"lr": 1e-4, "patience": 1000}}
+RECIPES = {2000: {"lr": 1e-4, "patience": 1000}, 4000: {"lr": 1e-4, "patience": 1000, "dtype": "float32"}}
+#: training precisions; the stored network is float64 whatever it trained in
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
 #: the paper's bound on the training loss, here on the scaled loss (module docstring)
 TARGET_LOSS = 0.01
 #: kinds of surrogate inputs, the prefixes of power.sample's column names
@@ -189,8 +192,11 @@ def _rmse(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float(torch.sqrt(torch.mean((net(x) - y) ** 2)))
 
 
-def check_settings(epochs, lr, validation, checkpoint_every=1, threads=None, patience=None) -> None:
+def check_settings(epochs, lr, validation, checkpoint_every=1, threads=None, patience=None,
+                   dtype="float64") -> None:
     """Refuse settings that would train nothing or report NaN, before any work."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)} (the training precision), got {dtype!r}.")
     whole_number("epochs", epochs)
     if patience is not None:
         whole_number("patience", patience)
@@ -206,7 +212,8 @@ def check_settings(epochs, lr, validation, checkpoint_every=1, threads=None, pat
 def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3, seed: int = 0,
                     validation: float = 0.2, checkpoint: str | Path | None = None,
                     checkpoint_every: int = 200, log=print, device: str = "cpu",
-                    ignore: tuple[str, ...] = (), patience: int | None = None) -> tuple[nn.Sequential, dict]:
+                    ignore: tuple[str, ...] = (), patience: int | None = None,
+                    dtype: str = "float64") -> tuple[nn.Sequential, dict]:
     """Train the width-``width`` surrogate on ``data`` (:func:`load_data`) on ``device``; returns
     ``(net, meta)`` with the network on the CPU. Full-batch Adam, so a run resumed from
     ``checkpoint`` equals an uninterrupted one (on the same device). Inputs of the kinds in
@@ -214,8 +221,9 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
     an optimizer then cannot buy frequency on the surrogate by moving them. With ``patience``,
     training stops once the scaled loss has been below :data:`TARGET_LOSS` for that many
     consecutive epochs (the paper's rule), after at most ``epochs``; ``meta["epochs_below_target"]``
-    counts the consecutive epochs below it at the end, ``meta["epochs_run"]`` the epochs run."""
-    check_settings(epochs, lr, validation, checkpoint_every, patience=patience)
+    counts the consecutive epochs below it at the end, ``meta["epochs_run"]`` the epochs run.
+    ``dtype`` ("float64" or "float32") is the training precision; the network returned is float64."""
+    check_settings(epochs, lr, validation, checkpoint_every, patience=patience, dtype=dtype)
     x_all, y_all = data["inputs"], data["outputs"]
     ignored = ignored_columns(data, ignore)
     train, val = _split(len(x_all), validation, seed)
@@ -226,8 +234,10 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
         config["ignored_inputs"] = ",".join(sorted(set(ignore)))
     if patience is not None:  # likewise
         config["patience"] = patience
+    if dtype != "float64":  # likewise
+        config["dtype"] = dtype
     torch.manual_seed(seed)
-    net = build_surrogate(x_all.shape[1], y_all.shape[1], width, scaling=scaling, ignored=ignored).to(device)
+    net = build_surrogate(x_all.shape[1], y_all.shape[1], width, scaling=scaling, ignored=ignored).to(device, DTYPES[dtype])
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     start, below = 0, 0
     checkpoint = Path(checkpoint) if checkpoint else None
@@ -239,9 +249,10 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, below = state["epoch"], state.get("below", 0)
+        del state  # the optimizer copied its state: at 593M parameters another 4.7 GB
         log(f"resuming width {width} from {checkpoint} after epoch {start}")
-    x, y = torch.from_numpy(x_all).to(device), torch.from_numpy(y_all).to(device)
-    m_y, s_y = (torch.from_numpy(a).to(device) for a in scaling[2:])
+    x, y = (torch.from_numpy(a).to(device, DTYPES[dtype]) for a in (x_all, y_all))
+    m_y, s_y = (torch.from_numpy(a).to(device, DTYPES[dtype]) for a in scaling[2:])
     inner = net[1:-1]  # the MLP between the scalings: trained on scaled data
     xs, ys = net[0](x), (y - m_y) / s_y
     tic = time.perf_counter()
@@ -261,9 +272,10 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
         if checkpoint is not None and (done % checkpoint_every == 0 or finished):
             torch_save_atomic(checkpoint, {"config": config, "epoch": done, "below": below,
                                           "model": net.state_dict(), "optimizer": optimizer.state_dict()})
-    net.eval()
+    del optimizer, x, y, xs, ys  # before the float64 copy: at 593M parameters Adam's state is 4.7 GB
+    net.eval().to("cpu", torch.float64)
+    x, y = torch.from_numpy(x_all), torch.from_numpy(y_all)
     train_rmse, validation_rmse = _rmse(net, x[train], y[train]), _rmse(net, x[val], y[val])
-    net.cpu()
     meta = {**config, "epochs_run": done, "epochs_below_target": below, "train_rmse_hz": train_rmse,
             "validation_rmse_hz": validation_rmse, "n_train": len(train), "n_validation": len(val),
             "data_source": data["source"], "data_file": data["path"],
@@ -303,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patience", type=int,
                         help=f"stop once the scaled loss stayed below {TARGET_LOSS} this many consecutive epochs "
                              "(default: 1000 for widths 2000 and 4000, else 0: train all --epochs)")
+    parser.add_argument("--dtype", choices=DTYPES, help="training precision; the file holds float64 weights "
+                                                        "(default: float32 for width 4000, else float64)")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
                         help="seed of the initial weights and of the train/validation split")
     parser.add_argument("--validation", type=float, default=DEFAULTS["validation"],
@@ -321,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         epochs = settings["epochs"] if args.epochs is None else args.epochs
         lr = settings["lr"] if args.lr is None else args.lr
         patience = settings["patience"] if args.patience is None else (args.patience or None)
-        check_settings(epochs, lr, args.validation, args.checkpoint_every, args.threads, patience)
+        dtype = args.dtype or settings["dtype"]
+        check_settings(epochs, lr, args.validation, args.checkpoint_every, args.threads, patience, dtype)
         resolve_device(args.device)
         check_output_path(out, "--out", inputs=(args.data,))
         if args.threads:
@@ -331,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(data['inputs'])} samples from {data['path']} -> {out}")
         net, meta = train_surrogate(data, args.width, epochs, lr, args.seed, args.validation,
                                     checkpoint, args.checkpoint_every, device=args.device,
-                                    ignore=tuple(args.ignore), patience=patience)
+                                    ignore=tuple(args.ignore), patience=patience, dtype=dtype)
         save_surrogate(out, net, meta)
         checkpoint.unlink(missing_ok=True)
     except BAD_INPUT as err:
