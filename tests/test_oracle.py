@@ -282,3 +282,62 @@ def test_an_evaluator_of_another_backend_solves_like_casadi_symbolics(route):
         return solve("S", "ipopt", nlp, options)(x0=0, lbg=-0.2, ubg=0.2)["x"].full()
 
     np.testing.assert_allclose(optimum(oracle.function(X)), optimum(ca.tanh(ca.mtimes(weight, X))), atol=1e-8)
+
+
+class _NumpyBackend(_NumpyEvaluator):
+    """A third backend, given to the gray box as a class: it evaluates the torch module
+    Sequential(Linear without bias, Tanh) from its weight, in numpy, with its own backward pass."""
+
+    options = ("scale",)
+
+    def __init__(self, module, n_in, n_out, device, batch=1, scale=1.0):
+        super().__init__(scale * module[0].weight.detach().cpu().numpy(), batch)
+        self.vjp_calls = 0
+
+    def vjp(self, u, seeds):
+        self.vjp_calls += 1
+        slope = 1 - self.value(u) ** 2  # (K, m)
+        return (seeds * slope) @ self.W
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_backend_of_ones_own_is_a_class_given_to_the_gray_box(batch):
+    """No table to register in: the class goes to GrayBox(backend=...), takes its own options,
+    passes the check against torch, and its backward pass serves CasADi's reverse mode; the
+    optimum is the full space's."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False), torch.nn.Tanh()).double()
+    x = ca.MX.sym("x", 4, batch)
+    e = nncas.embed(net, x, formulation=nncas.GrayBox(backend=_NumpyBackend, scale=1.0), x0=np.zeros((4, batch)))
+    assert e.backend == "_NumpyBackend" and e.verification.points > 0
+    options = {"print_time": False, "ipopt.print_level": 0, "ipopt.sb": "yes", "ipopt.tol": 1e-12}
+
+    def optimum(embedding, solve):
+        nlp = {"x": ca.vertcat(ca.vec(x), embedding.w), "f": ca.sumsqr(x - 0.5) + ca.sum1(ca.vec(embedding.y)),
+               "g": ca.vertcat(embedding.g, embedding.y[0, :].T)}
+        n_w = embedding.w.numel()
+        return solve("S", "ipopt", nlp, options)(
+            x0=np.r_[np.zeros(4 * batch), np.asarray(embedding.w0).ravel(order="F") if n_w else []],
+            lbg=np.r_[embedding.lbg, -0.2 * np.ones(batch)], ubg=np.r_[embedding.ubg, 0.2 * np.ones(batch)])
+    ours = optimum(e, nncas.nlpsol)
+    plain = optimum(e, ca.nlpsol)  # CasADi's own derivatives: reverse mode through vjp
+    assert e.oracle.evaluator.vjp_calls > 0
+    full = optimum(nncas.embed(net, x, formulation="full", x0=np.zeros((4, batch))), ca.nlpsol)
+    for result in (ours, plain):
+        assert float(result["f"]) == pytest.approx(float(full["f"]), abs=1e-8)
+        np.testing.assert_allclose(result["x"].full()[:4 * batch], full["x"].full()[:4 * batch], atol=1e-6)
+
+
+@pytest.mark.parametrize("backend, match", [
+    (dict, "an evaluator class with the methods value, jacobian, hessian"),
+    ("jax", "choose one of"),
+])
+def test_a_backend_that_is_no_evaluator_is_refused(backend, match):
+    with pytest.raises(nncas.InputError, match=match):
+        nncas.GrayBox(backend=backend)
+
+
+def test_a_backend_class_refuses_options_it_does_not_list():
+    with pytest.raises(nncas.InputTypeError, match=r"unexpected options \['dtype'\] for backend='_NumpyBackend'; "
+                                                  "it takes scale"):
+        nncas.GrayBox(backend=_NumpyBackend, dtype=torch.float32)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numbers
 
 from ..errors import InputError, InputTypeError
-from ..oracles.backends import BACKENDS
+from ..oracles.backends import BACKENDS, backend_options
 from .base import Context, Formulation
 from .full import RULES, FullSpace, FullSpaceRule
 from .graybox import GrayBox
@@ -23,7 +23,7 @@ from .reduced import ReducedSpace
 #: the string shorthands
 SHORTHANDS: dict[str, type[Formulation]] = {"full": FullSpace, "reduced": ReducedSpace, "graybox": GrayBox}
 #: the oracle options some backend takes (flat keywords of the gray box)
-ORACLE_OPTIONS = sorted({name for _, _, options in BACKENDS.values() for name in options})
+ORACLE_OPTIONS = sorted({name for backend in BACKENDS for name in backend_options(backend)})
 
 __all__ = ["Formulation", "FullSpace", "FullSpaceRule", "ReducedSpace", "GrayBox", "Context", "RULES", "resolve"]
 

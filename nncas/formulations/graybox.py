@@ -9,7 +9,7 @@ import torch
 from ..devices import resolve_device
 from ..embedding import Embedding, LayerHandle
 from ..errors import InputError, InputTypeError
-from ..oracles.backends import BACKENDS, check_backend, evaluation_dtype, gray_box_oracle
+from ..oracles.backends import backend_name, backend_options, check_backend, evaluation_dtype, gray_box_oracle
 from ..tensors import to_numpy
 from ..torch_import import hooks_of, own_forward, piecewise_linear
 from .base import Context, Formulation, warn_piecewise_linear
@@ -27,7 +27,8 @@ LIFT_WIDTH_SHARE = 0.4
 class GrayBox(Formulation):
     r"""``y = NN(x)`` evaluated by torch.
 
-    ``backend``: "torch" (nncas's float64 oracle) or "l4casadi" (float32); ``device``: "cpu" or
+    ``backend``: "torch" (nncas's float64 oracle), "l4casadi" (float32), or an evaluator class of
+    one's own (:mod:`nncas.oracles.backends`); ``device``: "cpu" or
     "cuda"; ``output``: "expression" (y is the call) or "variables" (y new variables with the rows
     :math:`NN(x) - y = 0`); ``input``: "lifted" (a leading ``nn.Linear`` (W, b) becomes variables
     z with the rows :math:`W x + b - z = 0` and the box evaluates the rest at z), "direct", or
@@ -39,7 +40,7 @@ class GrayBox(Formulation):
     keywords = {"backend": ("backend", "torch"), "device": ("device", "cpu"),
                 "graybox_output": ("output", "expression"), "graybox_input": ("input", "auto")}
 
-    def __init__(self, backend: str = "torch", device: str = "cpu", output: str = "expression",
+    def __init__(self, backend="torch", device: str = "cpu", output: str = "expression",
                  input: str = "auto", **oracle_options):
         check_backend(backend, oracle_options)
         if output not in OUTPUTS:
@@ -71,13 +72,14 @@ class GrayBox(Formulation):
         warn_piecewise_linear([type(m).__name__ for m in net.modules() if piecewise_linear(m)], self.kind)
         first, rest = lifted_layer(net, self.input)
         form = Embedding(self.kind, type(net).__name__, n_in, n_out, sum(p.numel() for p in net.parameters()),
-                         inputs=x, backend=self.backend, device=str(self.torch_device), formulation=self,
+                         inputs=x, backend=backend_name(self.backend), device=str(self.torch_device),
+                         formulation=self,
                          new_symbol=new_symbol)
         box_input, box_x0 = x, x0
         if first is not None:
             box_input, box_x0 = _add_lifted_layer(form, first, x, x0)
         options = dict(self.oracle_options)
-        if context.translations and "translations" in BACKENDS[self.backend][2]:
+        if context.translations and "translations" in backend_options(self.backend):
             options["translations"] = context.translations  # the backend reads the user's rules
         form.oracle = gray_box_oracle(self.backend, rest, box_input.size1(), n_out, self.torch_device, batch,
                                       **options)

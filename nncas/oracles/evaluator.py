@@ -7,14 +7,16 @@ way. An evaluator answers with numpy float64 arrays, one block per sample k:
 - ``value(u) -> (K, m)``: :math:`y_k = NN(u_k)`;
 - ``jacobian(u) -> (K, m, n)``: :math:`J_k = \partial y_k / \partial u_k`;
 - ``hessian(u, lam) -> (K, n, n)``: :math:`H_k = \nabla^2_{u_k} (\lambda_k^T NN(u_k))`;
+- optionally ``vjp(u, seeds) -> (D, K, n)``: :math:`\bar u_{d,k} = J_k^T s_{d,k}` for seeds
+  (D, K, m), a backward pass; without it nncas multiplies the Jacobian blocks;
 - optionally ``second_derivative(u) -> (K, m, n, n)``: :math:`\partial^2 y_{k,a} / \partial
   u_{k,b} \partial u_{k,c}` (only when CasADi differentiates the Jacobian function itself).
 
 CasADi asks for these many times at one point (its derivative construction, IPOPT's function,
 Jacobian and Hessian requests), so an evaluator caches by point: one forward pass per
 distinct ``u``. It knows nothing of CasADi: :class:`nncas.oracles.oracle.GrayBoxOracle` builds
-the CasADi functions on it, and a new backend is one evaluator and one entry in
-:data:`nncas.oracles.backends.BACKENDS`.
+the CasADi functions on it, and a new backend is one evaluator class, given to the gray box
+as it is (:mod:`nncas.oracles.backends`).
 """
 from __future__ import annotations
 
@@ -22,10 +24,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+#: the methods every evaluator has (``vjp`` and ``second_derivative`` are optional)
+REQUIRED = ("value", "jacobian", "hessian")
+
 
 @runtime_checkable
 class GrayBoxEvaluator(Protocol):
-    """The protocol of the module docstring (``second_derivative`` optional)."""
+    """The protocol of the module docstring (``vjp`` and ``second_derivative`` optional)."""
 
     n_in: int
     n_out: int

@@ -77,9 +77,14 @@ class _Chain:
     def reverse(self, nadj: int) -> BufferCallback:
         ev, n, m, K = self.ev, self.n, self.m, self.K
 
+        vjp = getattr(ev, "vjp", None)
+
         def evaluate(inputs, outputs):
-            # u_bar[d, k] = seeds[d, k] J_k: (nadj, K, 1, m) @ (K, m, n)
-            write(outputs[0], np.matmul(inputs[2].reshape(nadj, K, 1, m), ev.jacobian(inputs[0])))
+            seeds = inputs[2].reshape(nadj, K, m)
+            if vjp is not None:
+                write(outputs[0], vjp(inputs[0], seeds))
+            else:  # u_bar[d, k] = seeds[d, k] J_k: (nadj, K, 1, m) @ (K, m, n)
+                write(outputs[0], np.matmul(seeds[:, :, None, :], ev.jacobian(inputs[0])))
 
         return BufferCallback(f"adj{nadj}_{self.name}",
                               [self.dense_u, self.dense_y, ca.Sparsity.dense(m, K * nadj)],
