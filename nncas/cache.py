@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from .tensors import to_numpy
+
 
 def cache_root() -> Path:
     """``$NNCAS_CACHE``, else ``$XDG_CACHE_HOME/nncas``, else ``~/.cache/nncas``."""
@@ -22,7 +24,7 @@ def fingerprint(module: torch.nn.Module, *extra: object) -> str:
     for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+        digest.update(to_numpy(tensor, dtype=None).tobytes())  # C-ordered bytes, any strides
     for item in extra:
         digest.update(repr(item).encode())
     return digest.hexdigest()

@@ -1,10 +1,11 @@
-"""Torch tensors as numpy arrays: float64, on the CPU, whatever device they live on."""
+"""Torch tensors as numpy arrays, on the CPU, whatever device they live on."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 
-def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """``tensor`` detached, copied to the CPU and cast to float64."""
-    return tensor.detach().to("cpu", torch.float64).numpy()
+def to_numpy(tensor: torch.Tensor, dtype: torch.dtype | None = torch.float64) -> np.ndarray:
+    """``tensor`` detached, on the CPU (a view when it is there already) and cast to ``dtype``
+    (None: kept)."""
+    return tensor.detach().to("cpu", dtype or tensor.dtype).numpy()

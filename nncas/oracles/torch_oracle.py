@@ -39,14 +39,10 @@ from torch.func import grad, jacfwd, jacrev, vmap
 from ..errors import InputError, InputTypeError
 from ..layers import Affine
 from ..torch_import import from_torch
+from ..tensors import to_numpy
 from .mlp import StructuredMLP
 
 METHODS = ("auto", "structured", "generic")
-
-
-def _array(tensor: torch.Tensor) -> np.ndarray:
-    """A tensor's values as a numpy array (a view on the CPU)."""
-    return tensor.detach().cpu().numpy()
 
 
 @dataclass(eq=False)
@@ -142,19 +138,19 @@ class TorchOracle:
 
     def value(self, u: np.ndarray) -> np.ndarray:
         """y (K, n_out) at ``u``, the column-major values of the n_in x K input."""
-        return _array(self._at(u).y)
+        return to_numpy(self._at(u).y)
 
     def jacobian(self, u: np.ndarray) -> np.ndarray:
         """:meth:`jacobian_tensor` as an array."""
-        return _array(self.jacobian_tensor(u))
+        return to_numpy(self.jacobian_tensor(u))
 
     def hessian(self, u: np.ndarray, lam: np.ndarray) -> np.ndarray:
         """:meth:`hessian_tensor` as an array."""
-        return _array(self.hessian_tensor(u, lam))
+        return to_numpy(self.hessian_tensor(u, lam))
 
     def second_derivative(self, u: np.ndarray) -> np.ndarray:
         """:meth:`second_derivative_tensor` as an array."""
-        return _array(self.second_derivative_tensor(u))
+        return to_numpy(self.second_derivative_tensor(u))
 
     def jacobian_tensor(self, u: np.ndarray) -> torch.Tensor:
         """dy/du per sample (K, n_out, n_in)."""
