@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..tensors import to_numpy
 
 
 def check_output_path(path: str | Path, what: str, inputs=()) -> Path:
@@ -95,7 +96,7 @@ def save_weights(path: str | Path, net: torch.nn.Module, meta: dict, file_format
         for key, value in meta.items():
             f.attrs[key] = value
         for name, tensor in net.state_dict().items():
-            f.create_dataset(f"state/{name}", data=tensor.detach().cpu().numpy())
+            f.create_dataset(f"state/{name}", data=to_numpy(tensor, dtype=None))
 
 
 def read_weights(path: str | Path, file_format: str, what: str) -> tuple[dict, dict]:
