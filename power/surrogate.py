@@ -20,10 +20,11 @@ loss, the fraction of the outputs' variance left unexplained (``patience``).
 Recipes (``recipe(width)``): widths up to 1000 train 3000 epochs at rate 1e-3 (their loss stays
 below 0.01 long before the end); the deep ones (18 and 38 hidden layers) at rate 1e-3 never
 start learning (scaled loss 0.998 after 300 epochs at width 2000), so they train at 1e-4 until
-the paper's rule holds, at most 3000 epochs; the widest in float32 (Adam's state of 593M float64
-parameters, 19 GB, does not fit a 24 GB machine; float32 takes 9.5 GB). Measured at width 2000, 100 epochs: rate 1e-4
-reaches a scaled loss 0.003 and validation 0.008 (from a standardized initialisation as in
-``vision.train``: training 5e-6, validation 0.31).  A checkpoint
+the paper's rule holds, at most 3000 epochs; the widest in float32 (in float64 its weights,
+gradients and Adam state alone are 19 GB; the float32 run here peaked at 19.1 GB with Adam's
+temporaries). Measured at width 2000, 100 epochs: rate 1e-4 reaches a scaled loss 0.003 and
+validation 0.008 (from a standardized initialisation as in ``vision.train``: training 5e-6,
+validation 0.31).  A checkpoint
 (``<out>.ckpt.pt``, written atomically) is saved every ``--checkpoint-every`` epochs and resumed
 from; the finished model goes to HDF5 with its metadata (layout in :func:`save_surrogate`).
 
@@ -237,7 +238,8 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
     if dtype != "float64":  # likewise
         config["dtype"] = dtype
     torch.manual_seed(seed)
-    net = build_surrogate(x_all.shape[1], y_all.shape[1], width, scaling=scaling, ignored=ignored).to(device, DTYPES[dtype])
+    net = build_surrogate(x_all.shape[1], y_all.shape[1], width, scaling=scaling, ignored=ignored)
+    net.to(device, DTYPES[dtype])
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     start, below = 0, 0
     checkpoint = Path(checkpoint) if checkpoint else None
@@ -263,10 +265,11 @@ def train_surrogate(data: dict, width: int, epochs: int = 3000, lr: float = 1e-3
         loss.backward()
         optimizer.step()
         done += 1
-        below = below + 1 if loss.item() < TARGET_LOSS else 0  # the loss before this step
+        value = loss.item()  # the loss before this step
+        below = below + 1 if value < TARGET_LOSS else 0
         finished = done == epochs or (patience is not None and below >= patience)
         if done % max(1, epochs // 10) == 0 or finished:
-            log(f"  epoch {done}/{epochs}: scaled loss {loss.item():.3e} ({below} epochs below {TARGET_LOSS}), "
+            log(f"  epoch {done}/{epochs}: scaled loss {value:.3e} ({below} epochs below {TARGET_LOSS}), "
                 f"train RMSE {_rmse(net, x[train], y[train]):.4f} Hz, validation RMSE "
                 f"{_rmse(net, x[val], y[val]):.4f} Hz, {time.perf_counter() - tic:.1f} s")
         if checkpoint is not None and (done % checkpoint_every == 0 or finished):
@@ -304,19 +307,25 @@ def load_surrogate(path: str | Path) -> tuple[nn.Sequential, dict]:
     return net, meta
 
 
+def _recipe_default(key: str) -> str:
+    """``(default: ...)`` for a setting that :func:`recipe` chooses per width."""
+    others = {width: values[key] for width, values in RECIPES.items() if key in values}
+    general = "0" if DEFAULTS[key] is None else DEFAULTS[key]
+    return f"(default: {general}" + "".join(f"; {value} for width {width}" for width, value in others.items()) + ")"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m power.surrogate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="sample HDF5 file or the folder with the authors' .pt files")
     parser.add_argument("--width", type=int, default=100, help=f"one of {list(HIDDEN_LAYERS)}")
     parser.add_argument("--out", required=True, help="HDF5 file to write")
-    parser.add_argument("--epochs", type=int, help="full-batch Adam steps, at most (default: 3000)")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3; 1e-4 for widths 2000 "
-                                                 "and 4000)")
+    parser.add_argument("--epochs", type=int, help=f"full-batch Adam steps, at most {_recipe_default('epochs')}")
+    parser.add_argument("--lr", type=float, help=f"Adam learning rate {_recipe_default('lr')}")
     parser.add_argument("--patience", type=int,
-                        help=f"stop once the scaled loss stayed below {TARGET_LOSS} this many consecutive epochs "
-                             "(default: 1000 for widths 2000 and 4000, else 0: train all --epochs)")
-    parser.add_argument("--dtype", choices=DTYPES, help="training precision; the file holds float64 weights "
-                                                        "(default: float32 for width 4000, else float64)")
+                        help=f"stop once the scaled loss stayed below {TARGET_LOSS} this many consecutive epochs; "
+                             f"0: train all --epochs {_recipe_default('patience')}")
+    parser.add_argument("--dtype", choices=DTYPES,
+                        help=f"training precision; the file holds float64 weights {_recipe_default('dtype')}")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
                         help="seed of the initial weights and of the train/validation split")
     parser.add_argument("--validation", type=float, default=DEFAULTS["validation"],

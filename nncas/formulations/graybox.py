@@ -73,8 +73,7 @@ class GrayBox(Formulation):
         first, rest = lifted_layer(net, self.input)
         form = Embedding(self.kind, type(net).__name__, n_in, n_out, sum(p.numel() for p in net.parameters()),
                          inputs=x, backend=backend_name(self.backend), device=str(self.torch_device),
-                         formulation=self,
-                         new_symbol=new_symbol)
+                         formulation=self, new_symbol=new_symbol)
         box_input, box_x0 = x, x0
         if first is not None:
             box_input, box_x0 = _add_lifted_layer(form, first, x, x0)

@@ -76,7 +76,6 @@ class _Chain:
 
     def reverse(self, nadj: int) -> BufferCallback:
         ev, n, m, K = self.ev, self.n, self.m, self.K
-
         vjp = getattr(ev, "vjp", None)
 
         def evaluate(inputs, outputs):

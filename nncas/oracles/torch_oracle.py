@@ -138,19 +138,19 @@ class TorchOracle:
 
     def value(self, u: np.ndarray) -> np.ndarray:
         """y (K, n_out) at ``u``, the column-major values of the n_in x K input."""
-        return to_numpy(self._at(u).y)
+        return to_numpy(self._at(u).y, dtype=None)
 
     def jacobian(self, u: np.ndarray) -> np.ndarray:
         """:meth:`jacobian_tensor` as an array."""
-        return to_numpy(self.jacobian_tensor(u))
+        return to_numpy(self.jacobian_tensor(u), dtype=None)
 
     def hessian(self, u: np.ndarray, lam: np.ndarray) -> np.ndarray:
         """:meth:`hessian_tensor` as an array."""
-        return to_numpy(self.hessian_tensor(u, lam))
+        return to_numpy(self.hessian_tensor(u, lam), dtype=None)
 
     def second_derivative(self, u: np.ndarray) -> np.ndarray:
         """:meth:`second_derivative_tensor` as an array."""
-        return to_numpy(self.second_derivative_tensor(u))
+        return to_numpy(self.second_derivative_tensor(u), dtype=None)
 
     def jacobian_tensor(self, u: np.ndarray) -> torch.Tensor:
         """dy/du per sample (K, n_out, n_in)."""
