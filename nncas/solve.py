@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import casadi as ca
 
 from .errors import InputError, InputTypeError, StaleProblemError
-from .interrupts import INTERRUPTED_STATUS, raise_if_interrupted
+from .interrupts import INTERRUPTED_STATUS, interruptible_solve, raise_if_interrupted
 from .kkt.plan import check_plugin, plan, with_hessian
 from .nlp import checked_nlp, opti_nlp
 from .opti_state import opti_state
@@ -68,12 +68,14 @@ class _Solver(ca.Function):
                              "cannot restore; save the torch model and build the solver again instead.")
 
     def __call__(self, *args, **kwargs):
-        result = super().__call__(*args, **kwargs)
+        with interruptible_solve():
+            result = super().__call__(*args, **kwargs)
         raise_if_interrupted(self.stats().get("return_status", ""))
         return result
 
     def call(self, *args, **kwargs):
-        result = super().call(*args, **kwargs)
+        with interruptible_solve():
+            result = super().call(*args, **kwargs)
         raise_if_interrupted(self.stats().get("return_status", ""))
         return result
 
@@ -171,7 +173,7 @@ def _reporting_stale(method, guard: _ProblemGuard, blas_threads: int | None):
         guard.refused = False
         opti = guard._opti()
         try:
-            with casadi_blas_threads_set(blas_threads):
+            with casadi_blas_threads_set(blas_threads), interruptible_solve():
                 return method(opti, *args, **kwargs)
         except RuntimeError as err:
             if guard.refused or ("must have" in str(err) and guard.stale()):

@@ -201,3 +201,125 @@ def test_ctrl_c_in_a_benchmark_is_reported_not_a_traceback():
                "--formulations", "reduced"]
     code, _, err = interrupt(command, "width", delay=1.0)
     assert_reported_as_interrupted(code, err)
+
+
+# ---- an interrupt that a library swallowed, in-process ----------------------------------------
+
+SWALLOWING_OPTIONS = {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": 1e-30, "ipopt.acceptable_iter": 0,
+                      "ipopt.dual_inf_tol": 1e-30, "ipopt.constr_viol_tol": 1e-30, "ipopt.compl_inf_tol": 1e-30,
+                      "ipopt.max_iter": 300}
+
+
+def swallow_a_ctrl_c() -> None:
+    """What CasADi's bindings sometimes do: Ctrl-C arrives, its KeyboardInterrupt is cleared."""
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        pass
+
+
+class SwallowingIterationCallback:
+    """A casadi.Callback for nlpsol's ``iteration_callback`` that swallows a Ctrl-C at its third call."""
+
+    def __new__(cls, nx: int, ng: int):
+        import casadi as ca
+
+        class Callback(ca.Callback):
+            def __init__(self):
+                ca.Callback.__init__(self)
+                self.calls = 0
+                self.construct("swallowing", {})
+
+            def get_n_in(self):
+                return ca.nlpsol_n_out()
+
+            def get_n_out(self):
+                return 1
+
+            def get_name_in(self, i):
+                return ca.nlpsol_out(i)
+
+            def get_sparsity_in(self, i):
+                size = {"x": nx, "lam_x": nx, "g": ng, "lam_g": ng, "f": 1, "lam_p": 0}[ca.nlpsol_out(i)]
+                return ca.Sparsity.dense(size) if size else ca.Sparsity(0, 0)
+
+            def eval(self, arg):
+                self.calls += 1
+                if self.calls == 3:
+                    swallow_a_ctrl_c()
+                return [0]
+
+        return Callback()
+
+
+def small_graybox():
+    import casadi as ca
+    import torch
+
+    import nncas
+    net = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.Tanh(), torch.nn.Linear(32, 3))
+    x = ca.MX.sym("x", 20)
+    e = nncas.embed(net, x, formulation="graybox", x0=np.zeros(20))
+    return net, x, e
+
+
+def test_a_swallowed_ctrl_c_still_stops_an_nlpsol_solve():
+    """The interrupt is remembered: the gray box raises at its next evaluation, the solver after."""
+    import casadi as ca
+
+    import nncas
+    _, x, e = small_graybox()
+    nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - 0.5), "g": ca.vertcat(e.g, e.y[0])}
+    callback = SwallowingIterationCallback(nlp["x"].numel(), nlp["g"].numel())
+    S = nncas.nlpsol("S", "ipopt", nlp, {**SWALLOWING_OPTIONS, "iteration_callback": callback})
+    with pytest.raises(KeyboardInterrupt):
+        S(x0=np.r_[np.zeros(20), e.w0], lbx=np.r_[-np.ones(20), e.lbw], ubx=np.r_[np.ones(20), e.ubw],
+          lbg=np.r_[e.lbg, 0.3], ubg=np.r_[e.ubg, np.inf])
+    assert S.stats()["iter_count"] <= 3  # stopped at once, not at the iteration limit
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_a_swallowed_ctrl_c_still_stops_an_opti_solve():
+    import casadi as ca
+
+    import nncas
+    net = small_graybox()[0]
+    opti = ca.Opti()
+    x = opti.variable(20)
+    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
+    opti.subject_to(y[0] >= 0.3)
+    opti.subject_to(opti.bounded(-1, x, 1))
+    opti.minimize(ca.sumsqr(x - 0.5))
+    iterations = []
+    opti.callback(lambda i: (iterations.append(i), i == 2 and swallow_a_ctrl_c()))
+    nncas.solver(opti, "ipopt", SWALLOWING_OPTIONS)
+    with pytest.raises(KeyboardInterrupt):
+        opti.solve()
+    assert len(iterations) <= 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_handler_of_the_callers_own_is_left_alone():
+    """A caller who installed their own SIGINT handler keeps it during the solve."""
+    import casadi as ca
+
+    import nncas
+    net = small_graybox()[0]
+    opti = ca.Opti()
+    x = opti.variable(20)
+    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
+    opti.subject_to(opti.bounded(-1, x, 1))
+    opti.minimize(ca.sumsqr(x - 0.5) + y[0] ** 2)
+    during = []
+    opti.callback(lambda i: during.append(signal.getsignal(signal.SIGINT)))
+    nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False})
+
+    def own(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGINT, own)
+    try:
+        opti.solve()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert during and all(handler is own for handler in during)

@@ -8,7 +8,8 @@ import re
 import signal
 import sys
 
-from ..interrupts import INTERRUPTED_STATUS, raise_if_interrupted  # noqa: F401 (the CLIs' names)
+from ..interrupts import (INTERRUPTED_STATUS, RememberingHandler, check_interrupt,  # noqa: F401 (the CLIs' names)
+                          raise_if_interrupted)
 
 #: errors that mean bad input (arguments, files, data), reported in one line
 BAD_INPUT = (ValueError, TypeError, LookupError, OSError)
@@ -72,34 +73,12 @@ def interrupted(hint: str = "") -> int:
     return INTERRUPTED_EXIT
 
 
-class _RememberingHandler:
-    """SIGINT handler of :func:`run_main`: raises KeyboardInterrupt as Python's own does, and
-    remembers that it did, because CasADi's Python bindings can swallow that KeyboardInterrupt
-    (SWIG's argument checks clear errors raised while they look at an argument)."""
-
-    def __init__(self):
-        self.caught = False
-
-    def __call__(self, signum, frame):
-        self.caught = True
-        raise KeyboardInterrupt
-
-
-def check_interrupt() -> None:
-    """Raise KeyboardInterrupt when Ctrl-C came while :func:`run_main` runs its tool, even if a
-    library swallowed it; for the tools' loops and before they write results. Outside
-    :func:`run_main` (Python's own SIGINT handler) this does nothing."""
-    handler = signal.getsignal(signal.SIGINT)
-    if isinstance(handler, _RememberingHandler) and handler.caught:
-        raise KeyboardInterrupt
-
-
 def run_main(main, hint: str = "") -> int:
     """``main()``, with Ctrl-C reported by :func:`interrupted`: a KeyboardInterrupt that escapes
     it, and any other ending once Ctrl-C came (a tool that went on, or an error that the
     interrupt caused inside a library). Installs the SIGINT handler that
     :func:`check_interrupt` reads, and restores the previous one."""
-    handler = _RememberingHandler()
+    handler = RememberingHandler()
     previous = signal.signal(signal.SIGINT, handler)
     try:
         code = main()

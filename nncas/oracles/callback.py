@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 import casadi as ca
 import numpy as np
 
+from ..interrupts import check_interrupt
+
 
 class BufferCallback(ca.Callback):
     """``evaluate(inputs, outputs)`` fills ``outputs`` (writable flat float64 arrays, one per
@@ -60,6 +62,7 @@ class BufferCallback(ca.Callback):
         return True
 
     def eval_buffer(self, arg, res):
+        check_interrupt()  # a Ctrl-C that CasADi's bindings swallowed ends the solve here
         # CasADi passes no buffer for an input that is all zeros or an output it does not want
         inputs = [np.zeros(sp.nnz()) if a is None else np.frombuffer(a, dtype=np.float64)
                   for a, sp in zip(arg, self._sparsity_in)]
