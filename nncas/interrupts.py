@@ -11,6 +11,7 @@ own does and remembers that it did; gray-box callbacks raise again at their next
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -30,14 +31,40 @@ def raise_if_interrupted(status: str) -> None:
 
 class RememberingHandler:
     """A SIGINT handler that raises KeyboardInterrupt as Python's own does and remembers that it
-    did (``caught``), so that an interrupt a library swallowed still stops the work."""
+    did (``caught``), so that an interrupt a library swallowed still stops the work.
+
+    Python prints and drops an exception raised in a finalizer (a weakref callback, ``__del__``:
+    "Exception ignored in ..."), so when the signal lands in one the handler raises nothing
+    there: the KeyboardInterrupt is owed, and another thread sends SIGINT to the main thread
+    again 10 ms later (again while a finalizer runs), unless :func:`check_interrupt` raised it
+    meanwhile."""
 
     def __init__(self):
         self.caught = False
+        self.owed = False
+        self._resent = 0
 
     def __call__(self, signum, frame):
         self.caught = True
+        if self._resent:  # a SIGINT this handler sent
+            self._resent -= 1
+            if not self.owed:
+                return
+        if frame is not None and _in_finalizer(frame):
+            self.owed = True
+            self._resent += 1
+            again = threading.Timer(0.01, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+            again.daemon = True
+            again.start()
+            return
+        self.owed = False
         raise KeyboardInterrupt
+
+
+def _in_finalizer(frame) -> bool:
+    """Whether ``frame`` runs a weakref callback of the standard library or a ``__del__``."""
+    code = frame.f_code
+    return code.co_name == "__del__" or os.path.basename(code.co_filename) in ("weakref.py", "_weakrefset.py")
 
 
 def check_interrupt() -> None:
@@ -45,6 +72,7 @@ def check_interrupt() -> None:
     handler, even if a library swallowed it. Under any other handler this does nothing."""
     handler = signal.getsignal(signal.SIGINT)
     if isinstance(handler, RememberingHandler) and handler.caught:
+        handler.owed = False
         raise KeyboardInterrupt
 
 

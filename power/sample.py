@@ -33,7 +33,7 @@ import json
 import math
 import os
 import sys
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from multiprocessing import get_context
@@ -305,11 +305,14 @@ def run(config: SampleConfig, path: str | Path, n: int, workers: int = 1, batch:
             pending.clear()
 
         try:
-            for sample in _map(config, todo, workers, client):
-                check_interrupt()  # a Ctrl-C that CasADi's bindings swallowed stops the run here
-                pending.append(sample)
-                if len(pending) >= batch:
-                    flush()
+            # closed here, not by the garbage collector: a pool's shutdown runs where an
+            # interrupt can reach this function
+            with closing(_map(config, todo, workers, client)) as samples:
+                for sample in samples:
+                    check_interrupt()  # a Ctrl-C that CasADi's bindings swallowed stops the run here
+                    pending.append(sample)
+                    if len(pending) >= batch:
+                        flush()
         finally:
             flush()
     return added

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from nncas.apps.cli import INTERRUPTED_EXIT
+from signals import WITH_DEFAULT_SIGINT
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_S = 300  # a hung child is killed after this long (a failure, not a measurement)
@@ -25,8 +26,8 @@ def interrupt(command: list[str], ready: str, delay: float = 1.0, group: bool = 
     """Run ``command``, wait for a line of its output containing ``ready`` and ``delay`` seconds
     more, send SIGINT (to its whole process group with ``group``, as a terminal's Ctrl-C does);
     return (exit status, stdout, stderr)."""
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    proc = subprocess.Popen(WITH_DEFAULT_SIGINT + command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     watchdog = threading.Timer(LIMIT_S, proc.kill)
     watchdog.start()
     try:
@@ -210,6 +211,14 @@ SWALLOWING_OPTIONS = {"ipopt.print_level": 0, "print_time": False, "ipopt.tol": 
                       "ipopt.max_iter": 300}
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler in this process during the test, whatever it inherited."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def swallow_a_ctrl_c() -> None:
     """What CasADi's bindings sometimes do: Ctrl-C arrives, its KeyboardInterrupt is cleared."""
     try:
@@ -263,7 +272,7 @@ def small_graybox():
     return net, x, e
 
 
-def test_a_swallowed_ctrl_c_still_stops_an_nlpsol_solve():
+def test_a_swallowed_ctrl_c_still_stops_an_nlpsol_solve(python_sigint):
     """The interrupt is remembered: the gray box raises at its next evaluation, the solver after."""
     import casadi as ca
 
@@ -279,7 +288,7 @@ def test_a_swallowed_ctrl_c_still_stops_an_nlpsol_solve():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
-def test_a_swallowed_ctrl_c_still_stops_an_opti_solve():
+def test_a_swallowed_ctrl_c_still_stops_an_opti_solve(python_sigint):
     import casadi as ca
 
     import nncas
@@ -323,3 +332,33 @@ def test_a_handler_of_the_callers_own_is_left_alone():
     finally:
         signal.signal(signal.SIGINT, previous)
     assert during and all(handler is own for handler in during)
+
+
+def test_a_ctrl_c_in_a_finalizer_is_raised_after_it(capsys, python_sigint):
+    """Python prints and drops an exception raised in ``__del__`` or a weakref callback; the
+    handler raises the interrupt once the finalizer is done instead."""
+    from nncas.interrupts import interrupts_remembered
+
+    class Finalized:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    with interrupts_remembered() as handler:
+        with pytest.raises(KeyboardInterrupt):
+            Finalized()  # finalized at once
+            time.sleep(5)  # the interrupt arrives here
+    assert handler.caught
+    assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_a_command_line_started_with_sigint_ignored_leaves_it_ignored():
+    """A background job of a shell ignores Ctrl-C; :func:`run_main` keeps it so."""
+    from nncas.apps.cli import run_main
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        during = []
+        assert run_main(lambda: during.append(signal.getsignal(signal.SIGINT)) or 0) == 0
+        assert during == [signal.SIG_IGN]
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -17,6 +17,7 @@ import pytest
 
 from dask_processes import LIMIT_S, scheduler_and_workers
 from nncas.apps.cli import INTERRUPTED_EXIT
+from signals import WITH_DEFAULT_SIGINT
 from vision.adversarial import THRESHOLD, solve_adversarial
 from vision.data import as_inputs, load_mnist
 from vision.robustness import COLUMNS, built_problems, main, parse_images, targets_of
@@ -133,8 +134,8 @@ def test_ctrl_c_keeps_every_finished_row_whole(tmp_path, mnist):
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "vision.robustness", "--images", "0:40", "--targets", "next", "--out", str(out),
                "--workers", "1"]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    proc = subprocess.Popen(WITH_DEFAULT_SIGINT + command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     try:
         for line in proc.stdout:
             if " rows, " in line:  # a progress line: at least one row is stored

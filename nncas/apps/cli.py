@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import sys
 
-from ..interrupts import (INTERRUPTED_STATUS, RememberingHandler, check_interrupt,  # noqa: F401 (the CLIs' names)
+from ..interrupts import (INTERRUPTED_STATUS, check_interrupt, interrupts_remembered,  # noqa: F401 (the CLIs' names)
                           raise_if_interrupted)
 
 #: errors that mean bad input (arguments, files, data), reported in one line
@@ -76,20 +75,21 @@ def interrupted(hint: str = "") -> int:
 def run_main(main, hint: str = "") -> int:
     """``main()``, with Ctrl-C reported by :func:`interrupted`: a KeyboardInterrupt that escapes
     it, and any other ending once Ctrl-C came (a tool that went on, or an error that the
-    interrupt caused inside a library). Installs the SIGINT handler that
-    :func:`check_interrupt` reads, and restores the previous one."""
-    handler = RememberingHandler()
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        code = main()
-    except KeyboardInterrupt:
-        return interrupted(hint)
-    except BaseException:
-        if handler.caught:
+    interrupt caused inside a library). Runs under :func:`nncas.interrupts.interrupts_remembered`,
+    whose handler :func:`check_interrupt` reads; a SIGINT ignored by the caller (a background
+    job of a shell) stays ignored."""
+    with interrupts_remembered() as handler:
+        def caught() -> bool:
+            return handler is not None and handler.caught
+
+        try:
+            code = main()
+        except KeyboardInterrupt:
             return interrupted(hint)
-        raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if handler.caught and code != INTERRUPTED_EXIT:  # 130: the tool reported the interrupt itself
+        except BaseException:
+            if caught():
+                return interrupted(hint)
+            raise
+    if caught() and code != INTERRUPTED_EXIT:  # 130: the tool reported the interrupt itself
         return interrupted(hint)
     return code
