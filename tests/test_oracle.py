@@ -66,6 +66,38 @@ def test_wide_and_narrowing_hessians_match_torch_func(widths):
         np.testing.assert_allclose(H[k], hess, rtol=1e-10, atol=1e-13)
 
 
+def test_hessians_that_reuse_work_arrays_stay_exact_and_independent():
+    """The Hessian's work arrays are kept between calls, per thread: batches of other sizes in
+    turn, earlier results left untouched, and two threads at once all give torch.func's values."""
+    import threading
+
+    from nncas.oracles.mlp import StructuredMLP
+    from nncas.torch_import import from_torch
+
+    widths = [260, 270, 30, 3]
+    net = zoo.mlp(widths, nn.Tanh, head=lambda: nn.Softmax(dim=-1))
+    mlp = StructuredMLP(from_torch(net, widths[0]), torch.device("cpu"), torch.float64)
+    rng = np.random.default_rng(6)
+    U, LAM = rng.normal(size=(3, widths[0])), rng.normal(size=(3, widths[-1]))
+    expected = [zoo.torch_derivatives(net, U[k], LAM[k])[2] for k in range(3)]
+
+    def hessians(rows):
+        _, state = mlp.forward(torch.tensor(U[rows]))
+        return mlp.hessian(state, torch.tensor(LAM[rows]))
+
+    results = [(rows, hessians(rows)) for rows in ([0, 1, 2], [1], [2, 0], [0, 1, 2])]
+    found = {}
+    threads = [threading.Thread(target=lambda k=k: found.__setitem__(k, hessians([k]))) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results += [([k], found[k]) for k in range(3)]
+    for rows, H in results:
+        for position, k in enumerate(rows):
+            np.testing.assert_allclose(H[position].numpy(), expected[k], rtol=1e-10, atol=1e-13)
+
+
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_hessian_from_the_jacobians_adjoints_equals_its_own_sweep(name):
     """After the Jacobian at a point, the Hessian reuses its per-layer adjoints; same result."""

@@ -13,9 +13,14 @@ optionally ending in a softmax or log-softmax head :math:`y = h(z_L)`.
 
   .. math:: H = \sum_l T_l^T \mathrm{diag}(\sigma_l''(z_l) \odot \bar a_l) T_l + T_L^T \nabla^2 (\lambda^T h) T_L.
 
-Tensors carry a leading batch axis K; tangents are stored transposed, (K, r, width).
+Tensors carry a leading batch axis K; tangents are stored transposed, (K, r, width). The
+Hessian's work arrays (tangents, the Gram sum) are kept between calls, one set per thread:
+allocated afresh, each multi-megabyte array costs page faults on every call.
 """
 from __future__ import annotations
+
+import math
+import threading
 
 import torch
 from torch.func import jvp
@@ -77,6 +82,20 @@ class StructuredMLP:
                 self.steps.append(("head", layer))
         self._start, self._input_map = self._narrowing_input_map(device, dtype)
         self._coordinates = self.n_in if self._input_map is None else self._input_map.shape[0]
+        self._workspaces = threading.local()
+
+    def __getstate__(self):
+        return {key: value for key, value in self.__dict__.items() if key != "_workspaces"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _workspaces=threading.local())
+
+    def _workspace(self) -> "_Workspace":
+        """This thread's Hessian work arrays."""
+        workspace = getattr(self._workspaces, "arrays", None)
+        if workspace is None:
+            workspace = self._workspaces.arrays = _Workspace()
+        return workspace
 
     def _narrowing_input_map(self, device, dtype):
         """The leading affine layers as one matrix M (r x n_in) when they narrow (r < n_in).
@@ -180,8 +199,9 @@ class StructuredMLP:
         weights = iter(self._curvature_weights(state, lam, output_adjoints))
         saved_states = iter(state)
         K, r = lam.shape[0], self._coordinates
-        tangent = _Tangent(torch.ones(K, r, dtype=lam.dtype, device=lam.device))
-        gram = _Gram(K, r, lam.dtype, lam.device)
+        workspace = self._workspace()
+        tangent = _Tangent(torch.ones(K, r, dtype=lam.dtype, device=lam.device), workspace)
+        gram = _Gram(K, r, lam.dtype, lam.device, workspace)
         for index, step in enumerate(self.steps):
             if index < self._start:
                 continue
@@ -212,28 +232,38 @@ class StructuredMLP:
 
 class _Tangent:
     r"""Transposed tangents :math:`\hat T = (\partial z / \partial v)^T`, (K, r, width), for
-    coordinates v of dimension r; kept as a diagonal (K, r) until the first weight matrix."""
+    coordinates v of dimension r; kept as a diagonal (K, r) until the first weight matrix. Dense
+    tangents live in two arrays of ``workspace`` used in turn."""
 
-    def __init__(self, diagonal: torch.Tensor):
+    def __init__(self, diagonal: torch.Tensor, workspace: "_Workspace"):
         self.diagonal, self.dense = diagonal, None
+        self._workspace, self._turn = workspace, 0
+
+    def _next(self, shape, like: torch.Tensor) -> torch.Tensor:
+        self._turn = 1 - self._turn
+        return self._workspace.array(f"tangent{self._turn}", shape, like)
 
     def push(self, step):
         """Through an affine layer."""
         _, weight, scale, _ = step
         if self.dense is not None:
-            self.dense = self.dense @ weight.T if weight is not None else self.dense * scale
+            if weight is not None:
+                out = self._next((*self.dense.shape[:2], weight.shape[0]), weight)
+                self.dense = torch.matmul(self.dense, weight.T, out=out)
+            else:
+                self.dense.mul_(scale)
         elif weight is not None:
             # written row-major: a product would take weight.T's column-major layout, with
             # which the CPU's later batched products ran 1.7-3x slower
-            dense = torch.empty(*self.diagonal.shape, weight.shape[0], dtype=weight.dtype, device=weight.device)
-            self.dense, self.diagonal = torch.mul(self.diagonal[:, :, None], weight.T, out=dense), None
+            out = self._next((*self.diagonal.shape, weight.shape[0]), weight)
+            self.dense, self.diagonal = torch.mul(self.diagonal[:, :, None], weight.T, out=out), None
         else:
             self.diagonal = self.diagonal * scale
 
     def scale(self, slope):
         """Through an elementwise activation with derivative ``slope`` (K, width)."""
         if self.dense is not None:
-            self.dense = self.dense * slope[:, None, :]
+            self.dense.mul_(slope[:, None, :])
         else:
             self.diagonal = self.diagonal * slope
 
@@ -265,9 +295,10 @@ class _Gram:
 
     SPLIT_MIN, SPLIT_BLOCKS = 256, 4
 
-    def __init__(self, K, r, dtype, device):
+    def __init__(self, K, r, dtype, device, workspace: "_Workspace"):
         self.dense = torch.zeros(K, r, r, dtype=dtype, device=device)
-        self._upper = torch.zeros_like(self.dense)
+        self._upper = workspace.array("gram", (K, r, r), self.dense).zero_()
+        self._workspace = workspace
         blocks = self.SPLIT_BLOCKS if device.type == "cpu" and r >= self.SPLIT_MIN else 1
         self._edges = [round(i * r / blocks) for i in range(blocks + 1)]
 
@@ -276,11 +307,27 @@ class _Gram:
         formed; each block of T diag(c) is scaled just before its product, while in cache)."""
         right = tangent.transpose(1, 2)
         for start, stop in zip(self._edges[:-1], self._edges[1:]):
-            left = tangent[:, start:stop, :] * c[:, None, :]
+            block = tangent[:, start:stop, :]
+            left = torch.mul(block, c[:, None, :], out=self._workspace.array("left", block.shape, block))
             self._upper[:, start:stop, start:].baddbmm_(left, right[..., start:])
 
     def total(self):
-        """The symmetric sum."""
+        """The symmetric sum (a new tensor: the work arrays serve the next call)."""
         for start, stop in zip(self._edges[:-1], self._edges[1:]):
             self._upper[:, stop:, start:stop] = self._upper[:, start:stop, stop:].transpose(1, 2)
-        return self.dense + self._upper
+        return self.dense.add_(self._upper)
+
+
+class _Workspace:
+    """Arrays kept between Hessian calls, by name; one grows when a call needs more."""
+
+    def __init__(self):
+        self._arrays: dict[str, torch.Tensor] = {}
+
+    def array(self, name: str, shape, like: torch.Tensor) -> torch.Tensor:
+        """An uninitialized array of ``shape`` with the dtype and device of ``like``."""
+        size = math.prod(shape)
+        array = self._arrays.get(name)
+        if array is None or array.numel() < size or array.dtype != like.dtype or array.device != like.device:
+            array = self._arrays[name] = torch.empty(size, dtype=like.dtype, device=like.device)
+        return array[:size].view(shape)
