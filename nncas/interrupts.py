@@ -43,6 +43,7 @@ class RememberingHandler:
         self.caught = False
         self.owed = False
         self._resent = 0
+        self._timer: threading.Timer | None = None
 
     def __call__(self, signum, frame):
         self.caught = True
@@ -53,12 +54,17 @@ class RememberingHandler:
         if frame is not None and _in_finalizer(frame):
             self.owed = True
             self._resent += 1
-            again = threading.Timer(0.01, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
-            again.daemon = True
-            again.start()
+            self._timer = threading.Timer(0.01, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+            self._timer.daemon = True
+            self._timer.start()
             return
         self.owed = False
         raise KeyboardInterrupt
+
+    def close(self) -> None:
+        """Send no more SIGINT (before another handler takes over)."""
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def _in_finalizer(frame) -> bool:
@@ -95,6 +101,7 @@ def interrupts_remembered() -> Iterator[RememberingHandler | None]:
     try:
         yield handler
     finally:
+        handler.close()
         signal.signal(signal.SIGINT, current)
 
 
@@ -105,11 +112,13 @@ def interruptible_solve() -> Iterator[None]:
     with interrupts_remembered() as handler:
         try:
             yield
-        except KeyboardInterrupt:
-            raise
         except BaseException as err:
-            if handler is not None and handler.caught:
-                raise KeyboardInterrupt("the solve was interrupted") from err
-            raise
+            if handler is None or not handler.caught:
+                raise
+            handler.owed = False
+            if isinstance(err, KeyboardInterrupt):
+                raise
+            raise KeyboardInterrupt("the solve was interrupted") from err
     if handler is not None and handler.caught:
+        handler.owed = False
         raise KeyboardInterrupt("the solve was interrupted")
