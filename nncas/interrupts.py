@@ -83,20 +83,20 @@ def check_interrupt() -> None:
 
 
 @contextmanager
-def interrupts_remembered() -> Iterator[RememberingHandler | None]:
+def interrupts_remembered() -> Iterator[RememberingHandler]:
     """SIGINT handled by a :class:`RememberingHandler` while the block runs; yields it, and
     restores the previous handler on leaving. Where a RememberingHandler is already installed
     (a command line's :func:`nncas.apps.cli.run_main`), that one is yielded. Outside the main
     thread, or where the caller installed a handler of their own (or ignores SIGINT), nothing
-    changes and None is yielded."""
+    changes and the handler yielded is not installed (it never catches anything)."""
     current = signal.getsignal(signal.SIGINT)
     if isinstance(current, RememberingHandler):
         yield current
         return
-    if threading.current_thread() is not threading.main_thread() or current is not signal.default_int_handler:
-        yield None
-        return
     handler = RememberingHandler()
+    if threading.current_thread() is not threading.main_thread() or current is not signal.default_int_handler:
+        yield handler
+        return
     signal.signal(signal.SIGINT, handler)
     try:
         yield handler
@@ -113,12 +113,12 @@ def interruptible_solve() -> Iterator[None]:
         try:
             yield
         except BaseException as err:
-            if handler is None or not handler.caught:
+            if not handler.caught:
                 raise
             handler.owed = False
             if isinstance(err, KeyboardInterrupt):
                 raise
             raise KeyboardInterrupt("the solve was interrupted") from err
-    if handler is not None and handler.caught:
+    if handler.caught:
         handler.owed = False
         raise KeyboardInterrupt("the solve was interrupted")

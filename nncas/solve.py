@@ -67,17 +67,18 @@ class _Solver(ca.Function):
                              f"{', ...' if len(held) > 3 else ''}: gray boxes), which casadi.Function.load "
                              "cannot restore; save the torch model and build the solver again instead.")
 
-    def __call__(self, *args, **kwargs):
+    def _solve(self, method, *args, **kwargs):
+        """``method(self, ...)`` (a ``casadi.Function`` call), raising KeyboardInterrupt after Ctrl-C."""
         with interruptible_solve():
-            result = super().__call__(*args, **kwargs)
+            result = method(self, *args, **kwargs)
         raise_if_interrupted(self.stats().get("return_status", ""))
         return result
 
+    def __call__(self, *args, **kwargs):
+        return self._solve(ca.Function.__call__, *args, **kwargs)
+
     def call(self, *args, **kwargs):
-        with interruptible_solve():
-            result = super().call(*args, **kwargs)
-        raise_if_interrupted(self.stats().get("return_status", ""))
-        return result
+        return self._solve(ca.Function.call, *args, **kwargs)
 
     def save(self, *args, **kwargs):
         self._check_serializable()

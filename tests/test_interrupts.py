@@ -11,11 +11,15 @@ import threading
 import time
 from pathlib import Path
 
+import casadi as ca
 import h5py
 import numpy as np
 import pytest
+import torch
 
-from nncas.apps.cli import INTERRUPTED_EXIT
+import nncas
+from nncas.apps.cli import INTERRUPTED_EXIT, run_main
+from nncas.interrupts import interrupts_remembered
 from signals import WITH_DEFAULT_SIGINT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +197,6 @@ def test_interrupted_surrogate_training_keeps_the_model_and_resumes(tmp_path):
     assert_reported_as_interrupted(code, err)
     assert "resume" in err
     assert out.read_bytes() == b"a good model"
-    import torch
     assert torch.load(tmp_path / "m.h5.ckpt.pt", weights_only=True)["epoch"] >= 1
 
 
@@ -227,57 +230,58 @@ def swallow_a_ctrl_c() -> None:
         pass
 
 
-class SwallowingIterationCallback:
-    """A casadi.Callback for nlpsol's ``iteration_callback`` that swallows a Ctrl-C at its third call."""
+class SwallowingIterationCallback(ca.Callback):
+    """nlpsol's ``iteration_callback`` that swallows a Ctrl-C at its third call."""
 
-    def __new__(cls, nx: int, ng: int):
-        import casadi as ca
+    def __init__(self, nx: int, ng: int):
+        ca.Callback.__init__(self)
+        self.sizes = {"x": nx, "lam_x": nx, "g": ng, "lam_g": ng, "f": 1, "lam_p": 0}
+        self.calls = 0
+        self.construct("swallowing", {})
 
-        class Callback(ca.Callback):
-            def __init__(self):
-                ca.Callback.__init__(self)
-                self.calls = 0
-                self.construct("swallowing", {})
+    def get_n_in(self):
+        return ca.nlpsol_n_out()
 
-            def get_n_in(self):
-                return ca.nlpsol_n_out()
+    def get_n_out(self):
+        return 1
 
-            def get_n_out(self):
-                return 1
+    def get_name_in(self, i):
+        return ca.nlpsol_out(i)
 
-            def get_name_in(self, i):
-                return ca.nlpsol_out(i)
+    def get_sparsity_in(self, i):
+        size = self.sizes[ca.nlpsol_out(i)]
+        return ca.Sparsity.dense(size) if size else ca.Sparsity(0, 0)
 
-            def get_sparsity_in(self, i):
-                size = {"x": nx, "lam_x": nx, "g": ng, "lam_g": ng, "f": 1, "lam_p": 0}[ca.nlpsol_out(i)]
-                return ca.Sparsity.dense(size) if size else ca.Sparsity(0, 0)
-
-            def eval(self, arg):
-                self.calls += 1
-                if self.calls == 3:
-                    swallow_a_ctrl_c()
-                return [0]
-
-        return Callback()
+    def eval(self, arg):
+        self.calls += 1
+        if self.calls == 3:
+            swallow_a_ctrl_c()
+        return [0]
 
 
-def small_graybox():
-    import casadi as ca
-    import torch
+def small_network():
+    return torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.Tanh(), torch.nn.Linear(32, 3))
 
-    import nncas
-    net = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.Tanh(), torch.nn.Linear(32, 3))
-    x = ca.MX.sym("x", 20)
-    e = nncas.embed(net, x, formulation="graybox", x0=np.zeros(20))
-    return net, x, e
+
+def graybox_opti(y_objective: bool):
+    """An Opti around a small gray box: x in [-1, 1]^20 near 0.5, with y[0] in the objective
+    (``y_objective``) or bounded below by 0.3."""
+    opti = ca.Opti()
+    x = opti.variable(20)
+    y, _ = nncas.add_predictor(opti, small_network(), x, formulation="graybox")
+    opti.subject_to(opti.bounded(-1, x, 1))
+    if y_objective:
+        opti.minimize(ca.sumsqr(x - 0.5) + y[0] ** 2)
+    else:
+        opti.subject_to(y[0] >= 0.3)
+        opti.minimize(ca.sumsqr(x - 0.5))
+    return opti
 
 
 def test_a_swallowed_ctrl_c_still_stops_an_nlpsol_solve(python_sigint):
     """The interrupt is remembered: the gray box raises at its next evaluation, the solver after."""
-    import casadi as ca
-
-    import nncas
-    _, x, e = small_graybox()
+    x = ca.MX.sym("x", 20)
+    e = nncas.embed(small_network(), x, formulation="graybox", x0=np.zeros(20))
     nlp = {"x": ca.vertcat(x, e.w), "f": ca.sumsqr(x - 0.5), "g": ca.vertcat(e.g, e.y[0])}
     callback = SwallowingIterationCallback(nlp["x"].numel(), nlp["g"].numel())
     S = nncas.nlpsol("S", "ipopt", nlp, {**SWALLOWING_OPTIONS, "iteration_callback": callback})
@@ -289,16 +293,7 @@ def test_a_swallowed_ctrl_c_still_stops_an_nlpsol_solve(python_sigint):
 
 
 def test_a_swallowed_ctrl_c_still_stops_an_opti_solve(python_sigint):
-    import casadi as ca
-
-    import nncas
-    net = small_graybox()[0]
-    opti = ca.Opti()
-    x = opti.variable(20)
-    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
-    opti.subject_to(y[0] >= 0.3)
-    opti.subject_to(opti.bounded(-1, x, 1))
-    opti.minimize(ca.sumsqr(x - 0.5))
+    opti = graybox_opti(y_objective=False)
     iterations = []
     opti.callback(lambda i: (iterations.append(i), i == 2 and swallow_a_ctrl_c()))
     nncas.solver(opti, "ipopt", SWALLOWING_OPTIONS)
@@ -310,15 +305,7 @@ def test_a_swallowed_ctrl_c_still_stops_an_opti_solve(python_sigint):
 
 def test_a_handler_of_the_callers_own_is_left_alone():
     """A caller who installed their own SIGINT handler keeps it during the solve."""
-    import casadi as ca
-
-    import nncas
-    net = small_graybox()[0]
-    opti = ca.Opti()
-    x = opti.variable(20)
-    y, _ = nncas.add_predictor(opti, net, x, formulation="graybox")
-    opti.subject_to(opti.bounded(-1, x, 1))
-    opti.minimize(ca.sumsqr(x - 0.5) + y[0] ** 2)
+    opti = graybox_opti(y_objective=True)
     during = []
     opti.callback(lambda i: during.append(signal.getsignal(signal.SIGINT)))
     nncas.solver(opti, "ipopt", {"ipopt.print_level": 0, "print_time": False})
@@ -337,8 +324,6 @@ def test_a_handler_of_the_callers_own_is_left_alone():
 def test_a_ctrl_c_in_a_finalizer_is_raised_after_it(capsys, python_sigint):
     """Python prints and drops an exception raised in ``__del__`` or a weakref callback; the
     handler raises the interrupt once the finalizer is done instead."""
-    from nncas.interrupts import interrupts_remembered
-
     class Finalized:
         def __del__(self):
             signal.raise_signal(signal.SIGINT)
@@ -353,8 +338,6 @@ def test_a_ctrl_c_in_a_finalizer_is_raised_after_it(capsys, python_sigint):
 
 def test_a_command_line_started_with_sigint_ignored_leaves_it_ignored():
     """A background job of a shell ignores Ctrl-C; :func:`run_main` keeps it so."""
-    from nncas.apps.cli import run_main
-
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         during = []

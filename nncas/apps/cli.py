@@ -79,17 +79,14 @@ def run_main(main, hint: str = "") -> int:
     whose handler :func:`check_interrupt` reads; a SIGINT ignored by the caller (a background
     job of a shell) stays ignored."""
     with interrupts_remembered() as handler:
-        def caught() -> bool:
-            return handler is not None and handler.caught
-
         try:
             code = main()
         except KeyboardInterrupt:
             return interrupted(hint)
         except BaseException:
-            if caught():
+            if handler.caught:
                 return interrupted(hint)
             raise
-    if caught() and code != INTERRUPTED_EXIT:  # 130: the tool reported the interrupt itself
+    if handler.caught and code != INTERRUPTED_EXIT:  # 130: the tool reported the interrupt itself
         return interrupted(hint)
     return code
