@@ -48,6 +48,7 @@ FORMULATIONS = ("full", "full-cold", "full-bounds", "reduced", "graybox")
 BACKENDS = ("torch", "l4casadi")
 PROBLEMS = ("mnist", "scopf")
 HESSIANS = ("exact", "limited-memory", "float32")
+STARTS = ("cold", "warm")
 GRACE_S = 60  # after IPOPT's own wall-time limit, before the cell's process is stopped
 HAWAII37_ENV = "NNCAS_HAWAII37"  # folder with the Hawaii 37 case and the authors' samples
 
@@ -159,29 +160,40 @@ def authors_surrogate(size, epochs=3000):
     return surrogate.load_surrogate(model)
 
 
-def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000, hessian="exact"):
+def scopf_cell(size, formulation, backend, device, time_limit, epochs=3000, hessian="exact", start="cold"):
     """Paper problem 8 on Hawaii 37 with the width-``size`` frequency surrogate
-    (:func:`authors_surrogate`)."""
+    (:func:`authors_surrogate`). ``start="warm"`` first solves the SCOPF alone and starts from its
+    optimum (``power.tscopf --warm-start``); that solve's time and iterations are part of the
+    cell's (``scopf_alone_s``, ``scopf_alone_iterations``; ``total_s`` holds both solves)."""
     from power import tscopf
     from power.dynamic_data import load_case
+    from power.scopf import Scopf
 
     options = _predictor_options(formulation, backend, device, hessian=hessian)
     net, meta = authors_surrogate(size, epochs)
-    folder = hawaii37_folder()
-    problem = tscopf.build_tscopf(load_case(folder), net, **options)
+    case = load_case(hawaii37_folder())
+    alone = Scopf(case).solve() if start == "warm" else None
+    if alone is not None and not alone.success:
+        raise RuntimeError(f"the SCOPF alone, the warm start, ended {alone.status}")
+    problem = tscopf.build_tscopf(case, net, x0=None if alone is None else alone.solution.x_vector, **options)
     if formulation == "full-cold":  # every intermediate variable starts at 0
         problem.args["x0"][problem.x.numel():] = 0
     result = tscopf.solve_tscopf(problem, net, _ipopt_options(time_limit), simulate=False,
                                  blas_threads=_blas_threads(options), hessian=_solver_hessian(hessian))
-    return {"params": meta["n_parameters"], "build_s": problem.build_time_s, **result.stats.as_dict(),
+    stats = result.stats.as_dict()
+    if alone is not None:
+        stats.update(total_s=stats["total_s"] + alone.solve_time_s, scopf_alone_s=alone.solve_time_s,
+                     scopf_alone_iterations=alone.iterations)
+    return {"params": meta["n_parameters"], "build_s": problem.build_time_s, **stats,
             "solver_build_s": result.solver_setup_s}
 
 
 # cells ---------------------------------------------------------------------------------
 def cell_key(cell: dict) -> tuple:
-    """A cell's identity; records from before the Hessian route was recorded ran the exact one."""
+    """A cell's identity; records from before the Hessian route and the start were recorded ran
+    the exact one from the cold start."""
     return tuple(cell.get(k) for k in ("problem", "size", "formulation", "backend", "device", "threads")) + (
-        cell.get("hessian", "exact"),)
+        cell.get("hessian", "exact"), cell.get("start", "cold"))
 
 
 def prepare_model(cell: dict) -> None:
@@ -212,7 +224,8 @@ def _run_cell(cell, queue):
                                cell["time_limit_s"], cell["hessian"])
         else:
             stats = scopf_cell(cell["size"], cell["formulation"], cell["backend"], cell["device"],
-                               cell["time_limit_s"], cell["surrogate_epochs"], cell["hessian"])
+                               cell["time_limit_s"], cell["surrogate_epochs"], cell["hessian"],
+                               cell.get("start", "cold"))
         # ru_maxrss: the cell process's peak resident memory, in KiB on Linux
         queue.put({"ok": {**stats, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}})
     except Exception as error:  # reported in the record, the run goes on with the next cell
@@ -286,6 +299,7 @@ def append_record(path: Path, record: dict):
 def _label(r):
     label = r["formulation"] + (f" {r['backend']}/{r['device']}" if r["formulation"] == "graybox" else "")
     label += {"exact": "", "limited-memory": ", L-BFGS", "float32": ", float32 Hessian"}[r.get("hessian", "exact")]
+    label += ", warm start" if r.get("start") == "warm" else ""
     return label + (f", {r['threads']} thread{'s' * (r['threads'] > 1)}" if r.get("threads") else "")
 
 
@@ -295,7 +309,8 @@ def _outcome(r):
     if r.get("time_limit"):
         return f"> {r['time_limit_s']:.0f} s"
     mark = "" if r.get("success") else f" ({r['status']})"
-    return f"{r['total_s']:.1f} s, {r['iterations']} it{mark}"
+    alone = f"{r['scopf_alone_iterations']} + " if "scopf_alone_iterations" in r else ""  # warm: both solves
+    return f"{r['total_s']:.1f} s, {alone}{r['iterations']} it{mark}"
 
 
 def tables(records: list[dict]) -> str:
@@ -401,7 +416,11 @@ def check_out_folder(out: Path) -> None:
 
 
 def cells(problem, sizes, formulations, backends, device, time_limit, threads=None, surrogate_epochs=3000,
-          hessians=("exact",)):
+          hessians=("exact",), starts=("cold",)):
+    """The planned cells; ``starts`` other than cold are SCOPF's only (problem 7 has no warm start)."""
+    if problem != "scopf" and set(starts) != {"cold"}:
+        raise InputError(f"--starts {','.join(starts)}: a warm start (the SCOPF alone first) is "
+                         "offered for --problem scopf only.")
     out = []
     for size in sizes:
         for formulation in formulations:
@@ -409,10 +428,12 @@ def cells(problem, sizes, formulations, backends, device, time_limit, threads=No
                 for hessian in hessians:
                     if hessian == "float32" and (formulation, backend) != ("graybox", "torch"):
                         continue  # only nncas's torch gray box computes its Hessian in float32
-                    out.append({"problem": problem, "size": size, "formulation": formulation,
-                                "backend": backend, "device": device if formulation == "graybox" else "cpu",
-                                "time_limit_s": time_limit, "threads": threads, "hessian": hessian,
-                                **({"surrogate_epochs": surrogate_epochs} if problem == "scopf" else {})})
+                    for start in starts:
+                        out.append({"problem": problem, "size": size, "formulation": formulation,
+                                    "backend": backend, "device": device if formulation == "graybox" else "cpu",
+                                    "time_limit_s": time_limit, "threads": threads, "hessian": hessian,
+                                    **({"surrogate_epochs": surrogate_epochs, "start": start}
+                                       if problem == "scopf" else {})})
     return out
 
 
@@ -426,6 +447,9 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", help="gray-box device: cpu or cuda")
     parser.add_argument("--hessians", default="exact",
                         help=f"comma-separated Hessian routes, from {', '.join(HESSIANS)} (default: exact)")
+    parser.add_argument("--starts", default="cold",
+                        help="SCOPF start points, from cold (the SCOPF's default start, as the paper) and "
+                             "warm (the SCOPF alone solved first, its time counted); default: cold")
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per cell")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per cell (default torch's; part of the cell's identity)")
@@ -447,6 +471,10 @@ def main(argv=None):
         formulations = _list(args.formulations, FORMULATIONS, "formulation")
         backends = _list(args.backends, BACKENDS, "backend")
         hessians = _list(args.hessians, HESSIANS, "Hessian route")
+        starts = _list(args.starts, STARTS, "start")
+        planned = [] if args.render_only else cells(
+            args.problem, args.sizes, formulations, backends, args.device, args.time_limit, args.threads,
+            args.surrogate_epochs, hessians, starts)
         check_out_folder(out)
     except BAD_INPUT as err:
         return fail(parser, err, args.debug)
@@ -454,14 +482,14 @@ def main(argv=None):
     errors = 0
     if not args.render_only:
         records = load_records(results)
-        todo = pending(cells(args.problem, args.sizes, formulations, backends, args.device, args.time_limit,
-                             args.threads, args.surrogate_epochs, hessians), records)
+        todo = pending(planned, records)
         done = len(records)
         info = machine()
         print(f"{len(todo)} cells to run ({done} recorded in {results}); machine: {info}", flush=True)
         for index, cell in enumerate(todo, 1):
             print(f"[{index}/{len(todo)}] {cell['problem']} {cell['size']} {cell['formulation']} "
-                  f"{cell['backend']} {cell['device']} {cell['hessian']} ...", end=" ", flush=True)
+                  f"{cell['backend']} {cell['device']} {cell['hessian']} {cell.get('start', '')}".rstrip() + " ...",
+                  end=" ", flush=True)
             prepare_model(cell)
             record = {**run_cell(cell), "machine": info}
             append_record(results, record)

@@ -1,7 +1,10 @@
 """The paper-table harness: records survive interruption, reruns skip finished cells, tables."""
 import json
 
+import pytest
+
 from benchmarks import paper
+from nncas.errors import InputError
 
 
 def _record(size, formulation, **extra):
@@ -67,3 +70,20 @@ def test_a_float32_hessian_is_planned_for_torch_gray_boxes_only():
     low = [(c["formulation"], c["backend"]) for c in planned if c["hessian"] == "float32"]
     assert low == [("graybox", "torch")] and len(planned) == 4
     assert "graybox torch/cpu, float32 Hessian" in paper.tables([{**_record(128, "graybox"), **planned[-2]}])
+
+
+def test_a_warm_start_is_part_of_a_scopf_cells_identity_and_label():
+    """A warm cell (the SCOPF alone first) is not a cold one; its label and outcome say so, with
+    both solves' iterations; old SCOPF records without the start were cold."""
+    cold, warm = paper.cells("scopf", [100], ["graybox"], ["torch"], "cpu", 60.0, starts=("cold", "warm"))
+    old = {k: v for k, v in cold.items() if k != "start"}
+    assert paper.pending([cold, warm], [{**old, "status": "Solve_Succeeded"}]) == [warm]
+    stats = {"status": "Solve_Succeeded", "success": True, "iterations": 38, "total_s": 2.6, "params": 4,
+             "scopf_alone_iterations": 116}
+    assert "| 100 | 4 | 2.6 s, 116 + 38 it |" in paper.tables([{**warm, **stats}])
+    assert "graybox torch/cpu, warm start" in paper.tables([{**warm, **stats}])
+
+
+def test_a_warm_start_is_refused_for_problem_7():
+    with pytest.raises(InputError, match="--problem scopf only"):
+        paper.cells("mnist", [128], ["graybox"], ["torch"], "cpu", 60.0, starts=("warm",))
